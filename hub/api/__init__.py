@@ -1,0 +1,1 @@
+"""Thin HTTP handlers; business logic lives in ``hub.services``."""

@@ -1,0 +1,70 @@
+"""The application factory: ``create_app(settings)`` wires routes, middlewares and resources.
+
+It does no I/O itself; resources open in ``cleanup_ctx`` when the app starts, so tests build the
+app exactly as production does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from hub import db, queue
+from hub.api import contacts, health
+from hub.api._router import Router
+from hub.keys import ENGINE, HTTP, PG_POOL, REDIS, SESSIONS, SETTINGS
+from hub.middleware import _MAX_BODY, auth_middleware, error_middleware
+from hub.settings import Settings
+
+Ctx = Callable[[web.Application], AsyncIterator[None]]
+
+
+def routers() -> list[Router]:
+    """Every API module's router, in the order routes are matched."""
+    return [health.router, contacts.router]
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.database_url is not None, "HUB_DATABASE_URL is required"
+    engine = db.create_engine(settings.database_url)
+    app[ENGINE] = engine
+    app[SESSIONS] = db.session_factory(engine)
+    app[PG_POOL] = await db.create_pool(settings.database_url, max_size=20)
+    yield
+    await app[PG_POOL].close()
+    await engine.dispose()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.redis_url is not None, "HUB_REDIS_URL is required"
+    app[REDIS] = await queue.connect(settings.redis_url)
+    yield
+    await app[REDIS].aclose()
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    yield
+    await app[HTTP].close()
+
+
+def create_app(settings: Settings, *, overrides: dict[web.AppKey[Any], Any] | None = None) -> web.Application:
+    """Build the hub's web application for ``settings``; ``overrides`` replaces app resources (tests)."""
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[_MAX_BODY] = settings.max_body_bytes
+    for key, value in (overrides or {}).items():
+        app[key] = value
+    for ctx in (_database, _redis, _http_client):
+        app.cleanup_ctx.append(ctx)
+    for router in routers():
+        app.router.add_routes(router.routes)
+    return app

@@ -1,0 +1,31 @@
+"""Every ``web.AppKey`` and request key of the hub, typed, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import ClientSession, web
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hub.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the organization a key maps to (the test twin for ``sk_test_`` keys)."""
+
+    organization_id: str
+    key_id: str
+    mode: str
+
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
+REDIS = web.AppKey("redis", ArqRedis)
+HTTP = web.AppKey("http", ClientSession)
+
+PRINCIPAL = web.RequestKey("principal", Principal)

@@ -1,0 +1,111 @@
+"""Request middlewares: DESIGN's error shape everywhere, and Bearer-key auth on ``/api/v1``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from hub.errors import HubError, RateLimited, Unauthorized, Unavailable
+from hub.keys import PG_POOL, PRINCIPAL, Principal
+from hub.responses import error_body, json_response, validation_details
+from hub.services.api_keys import authenticate
+
+log = structlog.get_logger("hub.http")
+
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    OperationalError,
+    InterfaceError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    asyncio.TimeoutError,
+)
+
+_HTTP_ERRORS = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Payload too large",
+}
+
+
+def _error(status: int, error: str, details: dict[str, object] | None = None, **headers: str) -> web.Response:
+    return json_response(error_body(status, error, details), status=status, headers=headers or None)
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Render every error in DESIGN's shape; never an HTML page or a traceback."""
+    try:
+        return await handler(request)
+    except RateLimited as exc:
+        return _error(exc.status, exc.error, exc.details, **{"Retry-After": str(exc.retry_after)})
+    except HubError as exc:
+        return _error(exc.status, exc.error, exc.details)
+    except ValidationError as exc:
+        return _error(422, "Validation failed", dict(validation_details(exc)))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = _HTTP_ERRORS.get(exc.status, exc.reason)
+        details: dict[str, object] = {}
+        if exc.status == 405:
+            details = {"method": request.method}
+        elif exc.status == 404:
+            details = {"path": request.path}
+        elif exc.status == 413:
+            details = {"max_bytes": request.app.get(_MAX_BODY)}
+        return _error(exc.status, error, details)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        if _is_unavailable(exc):
+            log.warning("dependency_unavailable", path=request.path, error=repr(exc))
+            return _error(503, Unavailable.error, {"reason": "database or queue unavailable"}, **{"Retry-After": "5"})
+        log.exception("unhandled_error", path=request.path, method=request.method)
+        return _error(500, "Internal server error")
+
+
+_MAX_BODY = web.AppKey("max_body_bytes", int)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """``Authorization: Bearer sk_…`` on every ``/api/v1`` route; 401 for missing, malformed or revoked."""
+    if not request.path.startswith("/api/v1"):
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise Unauthorized("Missing API key", details={"authorization": "send 'Authorization: Bearer <key>'"})
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Malformed Authorization header", details={"authorization": "expected 'Bearer <key>'"})
+    principal = await authenticate(request.app[PG_POOL], key=token.strip())
+    if principal is None:
+        raise Unauthorized("Invalid or revoked API key", details={"authorization": "unknown key"})
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def principal(request: web.Request) -> Principal:
+    """The authenticated caller of an ``/api/v1`` request."""
+    return request[PRINCIPAL]

@@ -1,0 +1,97 @@
+"""JSON in and out: DESIGN's success envelope, orjson rendering, and strict body parsing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from hub.errors import BadRequest, ValidationFailed
+
+M = TypeVar("M", bound=BaseModel)
+
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="python")
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    """Render ``value`` as JSON bytes (UTC ``Z`` timestamps, Decimals as numbers)."""
+    return orjson.dumps(value, default=_default, option=_OPTIONS)
+
+
+def iso(value: datetime | None) -> str | None:
+    """``2024-01-15T10:30:00.123456Z`` or None."""
+    return None if value is None else orjson.loads(dumps(value))  # type: ignore[no-any-return]
+
+
+def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response with our renderer."""
+    return web.Response(body=dumps(body), status=status, content_type="application/json", headers=headers)
+
+
+def ok(
+    data: Any,
+    *,
+    status: int = 200,
+    message: str | None = None,
+    meta: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """DESIGN's success envelope: ``{"success": true, "data": …, "meta": …, "message": …}``."""
+    body: dict[str, Any] = {"success": True, "data": data}
+    if meta is not None:
+        body["meta"] = meta
+    if message is not None:
+        body["message"] = message
+    return json_response(body, status=status, headers=headers)
+
+
+def error_body(status: int, error: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """DESIGN's error envelope."""
+    return {"success": False, "code": status, "error": error, "details": details or {}}
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body parsed as JSON; 400 when it is not JSON."""
+    raw = await request.read()
+    if not raw.strip():
+        raise BadRequest("Request body must be JSON", details={"body": "empty"})
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("Malformed JSON", details={"body": str(exc)}) from exc
+
+
+def validation_details(exc: ValidationError) -> dict[str, str]:
+    """Pydantic errors as ``{field.path: why}``."""
+    details: dict[str, str] = {}
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "body"
+        details.setdefault(path, err["msg"])
+    return details
+
+
+def parse_model(model: type[M], data: Any) -> M:
+    """Validate ``data`` as ``model``; 422 naming each bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(details=validation_details(exc)) from exc
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    """Parse and validate the JSON body as ``model`` (400 malformed, 422 invalid)."""
+    return parse_model(model, await read_json(request))

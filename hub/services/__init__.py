@@ -1,0 +1,1 @@
+"""Business logic. Never imports aiohttp: handlers and workers call these functions."""
