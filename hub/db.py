@@ -65,3 +65,11 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
     """A session in one transaction: committed on success, rolled back on error."""
     async with factory() as session, session.begin():
         yield session
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under ``session``'s transaction (for the shared raw-SQL helpers)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    return driver

@@ -188,3 +188,36 @@ def free_port() -> int:
 def data_path(*parts: str) -> Path:
     """A path under tests/."""
     return Path(__file__).parent.joinpath(*parts)
+
+
+@pytest.fixture
+async def worker(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[Any]:
+    """A real arq worker (our WakeWorker) running in the test's event loop until the test ends."""
+    import asyncio
+
+    from workers.main import create_worker
+
+    instance = create_worker(settings, handle_signals=False)
+    task = asyncio.create_task(instance.main())
+    try:
+        yield instance
+    finally:
+        await instance.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def eventually(check: Any, *, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Await ``check()`` until it returns a truthy value (or fail after ``timeout`` seconds)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
+        await asyncio.sleep(interval)

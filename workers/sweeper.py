@@ -1,9 +1,30 @@
-"""The sweeper: re-enqueues work that is due but not done (placeholder)."""
+"""The sweeper (arq cron): re-enqueues work that is due but not done, under fresh job ids.
+
+Postgres, not arq, decides whether work is done: a lost job, a flushed Redis or a SIGKILLed worker
+leaves rows that are still ``received`` (inbound) or ``pending`` and due (deliveries); the sweeper
+finds them and wakes a worker for them, so everything accepted completes within the DESIGN bound.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
+from workers import deliveries, ingest
+from workers.context import deps
+
+log = structlog.get_logger("hub.sweeper")
+
 
 async def sweep(ctx: dict[str, Any]) -> None:
-    """Re-enqueue due work."""
+    """One sweep over inbound events and deliveries."""
+    hub = deps(ctx)
+    for name, step in (("inbound", ingest.sweep_inbound), ("deliveries", deliveries.sweep_deliveries)):
+        try:
+            found = await step(hub)
+        except Exception:  # a sweep must never take the worker down; the next one retries
+            log.exception("sweep_failed", step=name)
+            continue
+        if found:
+            log.info("swept", step=name, count=found)
