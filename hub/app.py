@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from hub import db, queue
-from hub.api import contacts, health
+from hub.api import connections, contacts, health, inbound_events
 from hub.api._router import Router
 from hub.keys import ENGINE, HTTP, PG_POOL, REDIS, SESSIONS, SETTINGS
 from hub.middleware import _MAX_BODY, auth_middleware, error_middleware
@@ -24,7 +24,7 @@ Ctx = Callable[[web.Application], AsyncIterator[None]]
 
 def routers() -> list[Router]:
     """Every API module's router, in the order routes are matched."""
-    return [health.router, contacts.router]
+    return [health.router, contacts.router, connections.router, inbound_events.router]
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
