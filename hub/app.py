@@ -13,18 +13,21 @@ import aiohttp
 from aiohttp import web
 
 from hub import db, queue
-from hub.api import connections, contacts, health, inbound_events
+from hub.api import connections, contacts, health, hooks, inbound_events
 from hub.api._router import Router
-from hub.keys import ENGINE, HTTP, PG_POOL, REDIS, SESSIONS, SETTINGS
+from hub.keys import ENGINE, HTTP, INBOUND, PG_POOL, REDIS, SESSIONS, SETTINGS
 from hub.middleware import _MAX_BODY, auth_middleware, error_middleware
+from hub.services.inbound_store import GroupCommitter
 from hub.settings import Settings
+
+INGEST_JOB = "ingest_events"
 
 Ctx = Callable[[web.Application], AsyncIterator[None]]
 
 
 def routers() -> list[Router]:
     """Every API module's router, in the order routes are matched."""
-    return [health.router, contacts.router, connections.router, inbound_events.router]
+    return [health.router, contacts.router, hooks.router, connections.router, inbound_events.router]
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -47,6 +50,19 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     await app[REDIS].aclose()
 
 
+async def _inbound(app: web.Application) -> AsyncIterator[None]:
+    redis = app[REDIS]
+
+    async def wake_ingest(event_ids: list[str]) -> None:
+        await queue.enqueue(redis, INGEST_JOB, event_ids, job_id=f"ie:{event_ids[0]}")
+
+    committer = GroupCommitter(app[PG_POOL], on_committed=wake_ingest)
+    committer.start()
+    app[INBOUND] = committer
+    yield
+    await committer.close()
+
+
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
     app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     yield
@@ -63,7 +79,7 @@ def create_app(settings: Settings, *, overrides: dict[web.AppKey[Any], Any] | No
     app[_MAX_BODY] = settings.max_body_bytes
     for key, value in (overrides or {}).items():
         app[key] = value
-    for ctx in (_database, _redis, _http_client):
+    for ctx in (_database, _redis, _inbound, _http_client):
         app.cleanup_ctx.append(ctx)
     for router in routers():
         app.router.add_routes(router.routes)

@@ -9,6 +9,7 @@ from aiohttp import ClientSession, web
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hub.services.inbound_store import GroupCommitter
 from hub.settings import Settings
 
 
@@ -27,5 +28,6 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", ArqRedis)
 HTTP = web.AppKey("http", ClientSession)
+INBOUND = web.AppKey("inbound", GroupCommitter)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

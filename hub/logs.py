@@ -10,9 +10,9 @@ import structlog
 
 def configure(*, level: str = "info", fmt: str = "json") -> None:
     """Route structlog and stdlib logging to stderr in ``fmt`` (json | console)."""
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer: structlog.types.Processor = structlog.processors.JSONRenderer()
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -127,7 +127,10 @@ def settings(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPat
 async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     """A connection to the run's database, every table emptied first."""
     assert settings.database_url is not None
+    from hub.db import _init_connection
+
     conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    await _init_connection(conn)  # JSONB as Python values, as in the app
     await conn.execute(f"TRUNCATE {TABLES} CASCADE")
     r = redis.asyncio.Redis.from_url(settings.redis_url or "")
     claim = await r.get("hub:test-claim")

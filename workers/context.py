@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,9 @@ class WorkerContext:
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
     http: aiohttp.ClientSession
+    # one ingest batch at a time per process: batches grow under load and one worker applies
+    # events in arrival order (correctness across processes comes from the database, not this)
+    ingest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def deps(ctx: dict[str, Any]) -> WorkerContext:

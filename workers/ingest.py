@@ -1,15 +1,189 @@
-"""Ingestion jobs (filled in by the pipeline)."""
+"""Ingestion: turn stored raw inbound events into upserted orders and outbox events.
+
+``ingest_events`` is a wake-up, not one job per event: it claims a batch of ``received`` events
+(the ids it was given first, then any others due) with ``FOR UPDATE SKIP LOCKED``, so several
+workers share the load without ever processing the same event twice at once, and processes the
+whole batch in one transaction. If the worker dies mid-batch the transaction rolls back and the
+rows are ``received`` again; the sweeper re-enqueues them. An event a connector cannot read is
+marked ``failed`` with the reason (nothing is dropped); a topic the hub does not handle is marked
+``ignored``.
+"""
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
+
+import asyncpg
+import structlog
+
+from connectors import get_connector
+from connectors.base import ConnectorError, NormalizedOrder, RawRequest
+from hub import queue
+from hub.services.ingest_upsert import delete_orders, is_deletion, upsert_orders
+from hub.services.outbox import wake_deliveries
+from workers.context import WorkerContext, deps
+
+log = structlog.get_logger("hub.ingest")
+
+_CLAIM = """
+SELECT e.id, e.organization_id, e.source, e.headers, e.query, e.body, e.received_at, o.default_currency
+FROM inbound_events e JOIN organizations o ON o.id = e.organization_id
+WHERE e.status = 'received' AND {where}
+ORDER BY e.received_at, e.id
+LIMIT $1
+FOR UPDATE OF e SKIP LOCKED
+"""
+
+
+@dataclass
+class _Outcome:
+    status: str
+    topic: str | None = None
+    error: str | None = None
+    orders: list[NormalizedOrder] = field(default_factory=list)
+    deletions: list[bool] = field(default_factory=list)
+    order_ids: list[str] = field(default_factory=list)
+
+
+def _parse(row: asyncpg.Record) -> _Outcome:
+    """Run the event's connector over the stored raw request (pure; never raises)."""
+    connector = get_connector(row["source"])
+    if connector is None:
+        return _Outcome("failed", error=f"no connector for source {row['source']!r}")
+    request = RawRequest(body=bytes(row["body"]), headers=row["headers"], query=row["query"])
+    try:
+        events = connector.parse(request)
+    except ConnectorError as exc:
+        return _Outcome("failed", error=str(exc)[:2000] or type(exc).__name__)
+    except Exception as exc:  # a connector bug must not lose the event: keep it failed with the reason
+        log.exception("connector_crashed", event_id=row["id"], source=row["source"])
+        return _Outcome("failed", error=f"connector error: {type(exc).__name__}: {exc}"[:2000])
+    topics = ",".join(e.topic for e in events) or None
+    handled = [e for e in events if e.order is not None]
+    if not handled:
+        reasons = "; ".join(e.ignored_reason or "ignored" for e in events) or "no events in request"
+        return _Outcome("ignored", topic=topics, error=reasons[:2000])
+    return _Outcome(
+        "processed",
+        topic=topics,
+        orders=[e.order for e in handled if e.order is not None],
+        deletions=[is_deletion(e.topic) for e in handled],
+    )
+
+
+async def _claim(conn: asyncpg.Connection, ids: list[str], limit: int) -> list[asyncpg.Record]:
+    rows = list(await conn.fetch(_CLAIM.format(where="e.id = ANY($2::text[])"), limit, ids)) if ids else []
+    if len(rows) < limit:
+        rows += await conn.fetch(_CLAIM.format(where="TRUE"), limit - len(rows))
+    seen: set[str] = set()
+    unique = [r for r in rows if not (r["id"] in seen or seen.add(r["id"]))]  # type: ignore[func-returns-value]
+    return sorted(unique, key=lambda r: (r["received_at"], r["id"]))
+
+
+async def _process(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[str]:
+    """Process claimed rows in the current transaction; returns delivery ids to wake."""
+    outcomes = {row["id"]: _parse(row) for row in rows}
+    by_org: dict[str, list[tuple[str, NormalizedOrder, bool]]] = defaultdict(list)
+    currency: dict[str, str] = {}
+    for row in rows:
+        currency[row["organization_id"]] = row["default_currency"]
+        outcome = outcomes[row["id"]]
+        for order, deletion in zip(outcome.orders, outcome.deletions, strict=True):
+            by_org[row["organization_id"]].append((row["id"], order, deletion))
+    delivery_ids: list[str] = []
+    for org_id, items in by_org.items():
+        result = await upsert_orders(
+            conn, organization_id=org_id, orders=[o for _, o, _ in items], default_currency=currency[org_id]
+        )
+        delivery_ids += result.delivery_ids
+        deleted: list[str] = []
+        for (event_id, _, deletion), order_id in zip(items, result.order_ids, strict=True):
+            outcomes[event_id].order_ids.append(order_id)
+            if deletion:
+                deleted.append(order_id)
+        if deleted:
+            delivery_ids += await delete_orders(conn, organization_id=org_id, order_ids=deleted)
+    await conn.executemany(
+        "UPDATE inbound_events SET status = $2, topic = $3, error = $4, order_ids = $5, attempts = attempts + 1, "
+        "processed_at = now() WHERE id = $1",
+        [(i, o.status, o.topic, o.error, sorted(set(o.order_ids))) for i, o in outcomes.items()],
+    )
+    return delivery_ids
+
+
+async def _process_one_by_one(hub: WorkerContext, ids: list[str]) -> list[str]:
+    """Fallback after a batch failed unexpectedly: isolate the event that breaks it."""
+    delivery_ids: list[str] = []
+    for event_id in ids:
+        try:
+            async with hub.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(_CLAIM.format(where="e.id = ANY($2::text[])"), 1, [event_id])
+                if rows:
+                    delivery_ids += await _process(conn, list(rows))
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+            raise
+        except Exception as exc:
+            log.exception("ingest_event_failed", event_id=event_id)
+            await hub.pool.execute(
+                "UPDATE inbound_events SET status = 'failed', error = $2, attempts = attempts + 1, "
+                "processed_at = now() WHERE id = $1 AND status = 'received'",
+                event_id,
+                f"internal error: {type(exc).__name__}: {exc}"[:2000],
+            )
+    return delivery_ids
 
 
 async def ingest_events(ctx: dict[str, Any], event_ids: list[str]) -> int:
-    """Process inbound events (placeholder until the pipeline lands)."""
-    return 0
+    """Claim and process batches of received events (these ids first) until none is left."""
+    hub = deps(ctx)
+    async with hub.ingest_lock:
+        return await _drain(hub, list(event_ids))
 
 
-async def sweep_inbound(hub: Any) -> int:
-    """Re-enqueue inbound events left unprocessed (placeholder)."""
-    return 0
+async def _drain(hub: WorkerContext, ids: list[str]) -> int:
+    limit = hub.settings.batch_size
+    done = 0
+    while True:
+        claimed: list[str] = []
+        try:
+            async with hub.pool.acquire() as conn, conn.transaction():
+                rows = await _claim(conn, ids, limit)
+                claimed = [r["id"] for r in rows]
+                delivery_ids = await _process(conn, rows) if rows else []
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+            raise  # database away: arq retries the job; the sweeper is the backstop
+        except Exception:
+            log.exception("ingest_batch_failed", size=len(claimed))
+            delivery_ids = await _process_one_by_one(hub, claimed)
+        if not claimed:
+            return done
+        done += len(claimed)
+        await _wake(hub, delivery_ids)
+        ids = []
+        if len(claimed) < limit:
+            return done
+
+
+async def _wake(hub: WorkerContext, delivery_ids: list[str]) -> None:
+    try:
+        await wake_deliveries(hub.redis, delivery_ids)
+    except Exception as exc:  # committed already: the sweeper will find the deliveries
+        log.warning("wake_deliveries_failed", count=len(delivery_ids), error=repr(exc))
+
+
+async def sweep_inbound(hub: WorkerContext) -> int:
+    """Re-enqueue events still ``received`` after ``sweep_after_seconds`` (lost job, dead worker)."""
+    rows = await hub.pool.fetch(
+        "SELECT id FROM inbound_events WHERE status = 'received' "
+        "AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT $2",
+        hub.settings.sweep_after_seconds,
+        hub.settings.batch_size * 5,
+    )
+    ids = [r["id"] for r in rows]
+    for start in range(0, len(ids), hub.settings.batch_size):
+        chunk = ids[start : start + hub.settings.batch_size]
+        await queue.enqueue(hub.redis, "ingest_events", chunk, job_id=f"sweep:{chunk[0]}:{time.time_ns()}")
+    return len(ids)

@@ -11,6 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
+
 from hub.money import to_json_number
 
 MONEY_FIELDS = ("subtotal", "discount", "tax", "delivery_fee", "total_amount")
@@ -64,7 +66,7 @@ def _time(value: Any) -> Any:
 
 def order_public(row: Any, *, is_duplicate: bool = False) -> dict[str, Any]:
     """The order as the API and webhooks show it, from a row mapping or an ``Order`` object."""
-    get = row.__getitem__ if isinstance(row, Mapping) else lambda name: getattr(row, name)
+    get = row.__getitem__ if isinstance(row, Mapping | asyncpg.Record) else lambda name: getattr(row, name)
     currency = str(get("currency"))
     out: dict[str, Any] = {}
     for name in PUBLIC_FIELDS:

@@ -1,0 +1,95 @@
+"""``POST /hooks/{source}/{connection_id}``: where platforms push their webhooks.
+
+Order of work, for speed and safety: find the connection, verify the signature over the raw body
+(401 and nothing stored on failure, counted per source), then store the raw request durably (group
+commit) and answer 202 only after that commit. Parsing and normalizing happen later, in a worker,
+so a platform is acknowledged in milliseconds and a payload we cannot read is still kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from connectors import get_connector
+from connectors.base import RawRequest, SignatureError
+from hub.api._router import Router
+from hub.errors import NotFound, Unauthorized
+from hub.keys import INBOUND, PG_POOL, REDIS
+from hub.responses import json_response
+from hub.services.inbound_store import InboundItem, summarize_headers
+
+router = Router("hooks")
+
+
+class HookAccepted(BaseModel):
+    """The acknowledgement a platform gets."""
+
+    id: str
+    duplicate: bool
+
+
+def _is_form_ping(request: web.Request, body: bytes) -> bool:
+    """WooCommerce's unsigned activation ping: a form body ``webhook_id=…``."""
+    return request.content_type == "application/x-www-form-urlencoded" and body.startswith(b"webhook_id=")
+
+
+@router.route(
+    "POST",
+    "/hooks/{source}/{connection_id}",
+    summary="Receive a platform webhook (signature verified, stored, then processed by a worker)",
+    response=HookAccepted,
+    status=202,
+    auth=None,
+    extra_statuses=(401, 404, 413, 503),
+)
+async def receive(request: web.Request) -> web.Response:
+    source = request.match_info["source"]
+    connection_id = request.match_info["connection_id"]
+    connector = get_connector(source)
+    if connector is None:
+        raise NotFound("Unknown source", details={"source": source})
+    row = await request.app[PG_POOL].fetchrow(
+        "SELECT organization_id, source, secret FROM connections WHERE id = $1 AND deleted_at IS NULL", connection_id
+    )
+    if row is None or row["source"] != source:
+        raise NotFound("Unknown connection", details={"connection_id": connection_id})
+    body = await request.read()
+    raw = RawRequest(
+        body=body,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query),
+    )
+    try:
+        connector.verify(raw, row["secret"])
+    except SignatureError as exc:
+        await _count_reject(request, source, "bad_signature")
+        raise Unauthorized("Invalid webhook signature", details={"signature": str(exc)}) from exc
+    if _is_form_ping(request, body):
+        return json_response({"success": True, "data": {"id": None, "duplicate": False}, "message": "ping"})
+    item = InboundItem(
+        organization_id=row["organization_id"],
+        connection_id=connection_id,
+        source=source,
+        delivery_key=connector.delivery_id(raw),
+        headers=summarize_headers(request.headers),
+        query={k: ("[redacted]" if k == "token" else v) for k, v in request.query.items()},
+        body=body,
+    )
+    stored = await request.app[INBOUND].store(item)
+    return json_response(
+        {"success": True, "data": {"id": stored.id, "duplicate": stored.duplicate}, "message": "accepted"},
+        status=202,
+    )
+
+
+async def _count_reject(request: web.Request, source: str, reason: str) -> None:
+    """Count a rejected request for the ops view; never let counting fail the answer."""
+    try:
+        from hub.metrics import record_reject
+
+        await asyncio.wait_for(record_reject(request.app[REDIS], source, reason), timeout=0.5)
+    except Exception:  # noqa: S110 - a metrics hiccup must not turn a 401 into a 5xx
+        pass

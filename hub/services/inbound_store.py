@@ -1,0 +1,179 @@
+"""Durable storage of raw inbound requests, with group commit.
+
+A platform's webhook is acknowledged (202) only once its raw request is committed in Postgres.
+One commit per request would cap ingestion at the database's fsync rate; instead, requests that
+arrive while a commit is in flight wait for the next one, and each commit stores all of them in a
+single multi-row ``INSERT … ON CONFLICT DO NOTHING``. Every caller still learns the outcome of
+*its* row only after that row's commit, so a 202 keeps meaning "committed". Nothing that matters
+lives only in memory: an item is either committed (and answered) or its request fails.
+
+A platform's retry of the same delivery (same connection + delivery key) is stored once; the retry
+is answered 202 with ``duplicate: true`` so the platform stops retrying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from hub.ids import new_id
+
+MAX_GROUP = 500
+REDACTED_HEADERS = frozenset({"cookie", "proxy-authorization", "authorization"})
+
+log = structlog.get_logger("hub.inbound")
+
+
+@dataclass(slots=True)
+class InboundItem:
+    """One raw request waiting to be stored."""
+
+    organization_id: str
+    connection_id: str
+    source: str
+    delivery_key: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+    id: str = field(default_factory=lambda: new_id("ie"))
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The outcome for one item: its event id and whether it was a retry already stored."""
+
+    id: str
+    duplicate: bool
+
+
+_INSERT = """
+INSERT INTO inbound_events (id, organization_id, connection_id, source, delivery_key, headers, query, body,
+                            status, attempts, order_ids, received_at)
+SELECT i, o, c, s, k, h, q, b, 'received', 0, '[]'::jsonb, r
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bytea[],
+            $9::timestamptz[]) AS t(i, o, c, s, k, h, q, b, r)
+ON CONFLICT (connection_id, delivery_key) DO NOTHING
+RETURNING id
+"""
+
+
+async def insert_many(conn: asyncpg.Connection, items: list[InboundItem]) -> list[Stored]:
+    """Insert ``items`` in one statement; duplicates resolve to the id already stored."""
+    inserted = {
+        row["id"]
+        for row in await conn.fetch(
+            _INSERT,
+            [i.id for i in items],
+            [i.organization_id for i in items],
+            [i.connection_id for i in items],
+            [i.source for i in items],
+            [i.delivery_key for i in items],
+            [i.headers for i in items],
+            [i.query for i in items],
+            [i.body for i in items],
+            [i.received_at for i in items],
+        )
+    }
+    missing = [i for i in items if i.id not in inserted]
+    existing: dict[tuple[str, str], str] = {}
+    if missing:
+        rows = await conn.fetch(
+            "SELECT id, connection_id, delivery_key FROM inbound_events "
+            "WHERE (connection_id, delivery_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+            [i.connection_id for i in missing],
+            [i.delivery_key for i in missing],
+        )
+        existing = {(r["connection_id"], r["delivery_key"]): r["id"] for r in rows}
+    return [
+        Stored(i.id, False) if i.id in inserted else Stored(existing.get((i.connection_id, i.delivery_key), i.id), True)
+        for i in items
+    ]
+
+
+class GroupCommitter:
+    """Batches concurrent :meth:`store` calls into shared commits (one in flight at a time per process)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        on_committed: Callable[[list[str]], Awaitable[None]] | None = None,
+        max_group: int = MAX_GROUP,
+    ) -> None:
+        self._pool = pool
+        self._on_committed = on_committed
+        self._max_group = max_group
+        self._pending: list[tuple[InboundItem, asyncio.Future[Stored]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the flushing task (inside a running loop)."""
+        self._task = asyncio.create_task(self._run(), name="inbound-group-commit")
+
+    async def close(self) -> None:
+        """Flush what is pending, then stop."""
+        if self._task is None:
+            return
+        while self._pending:
+            await self._flush()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def store(self, item: InboundItem) -> Stored:
+        """Store ``item`` durably; returns once its commit is done (raises if it failed)."""
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        group, self._pending = self._pending[: self._max_group], self._pending[self._max_group :]
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                results = await insert_many(conn, [item for item, _ in group])
+        except Exception as exc:  # every waiter of this group gets the failure: nothing was stored
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), stored in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(stored)
+        fresh = [stored.id for stored in results if not stored.duplicate]
+        if fresh and self._on_committed is not None:
+            try:
+                await self._on_committed(fresh)
+            except Exception as exc:  # committed already: the sweeper will find these rows
+                log.warning("enqueue_after_commit_failed", count=len(fresh), error=repr(exc))
+
+
+def summarize_headers(headers: Any, *, keep: int = 40) -> dict[str, str]:
+    """Headers kept with the raw body: lower-case names, credentials redacted (they are secrets)."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in REDACTED_HEADERS:
+            out[lower] = "[redacted]"
+            continue
+        out[lower] = value if len(value) <= 2000 else value[:2000]
+        if len(out) >= keep:
+            break
+    return out
