@@ -1,0 +1,369 @@
+"""Salla connector: verify Salla store webhooks and normalize their orders.
+
+Salla posts one event per request as ``{"event", "merchant", "created_at", "data"}``. Its two
+security strategies are both accepted: ``Signature`` (``X-Salla-Signature`` = hex HMAC-SHA256 of
+the raw body, keyed with the connection secret) and ``Token`` (the secret itself in
+``Authorization``, as ``Bearer <secret>`` or bare). Salla sends no per-delivery id, so retries are
+recognised by a hash of the body.
+
+Ten order events share Salla's full order model (``data`` is the order); ``order.status.updated``
+instead carries a status-history record with the order under ``data.order`` and is applied as a
+status-only change. Mapping tables and every choice the docs leave open: ``docs/connectors.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from decimal import Decimal
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connectors.base import (
+    FulfillmentStatus,
+    NormalizedOrder,
+    OrderLine,
+    OrderStatus,
+    ParsedEvent,
+    PayloadError,
+    PaymentStatus,
+    RawRequest,
+    SignatureError,
+    body_hash,
+)
+
+# The strict JSON readers are shared by both connectors; they live in zid.py.
+from connectors.zid import (
+    MALFORMED,
+    add,
+    address,
+    amount,
+    array,
+    as_bytes,
+    currency,
+    ident,
+    kind,
+    load_json,
+    obj,
+    opt_amount,
+    opt_ident,
+    opt_obj,
+    phone,
+    quantity,
+    text,
+)
+
+SOURCE: Final = "salla"
+
+# Topics whose ``data`` is Salla's full order model (docs: "10 order webhook events that share the same model").
+FULL_ORDER_TOPICS: Final = frozenset(
+    {
+        "order.created",
+        "order.updated",
+        "order.completed",
+        "order.payment.updated",
+        "order.products.updated",
+        "order.coupon.updated",
+        "order.total_price.updated",
+        "order.cancelled",
+        "order.refunded",
+        "order.deleted",
+    }
+)
+STATUS_TOPIC: Final = "order.status.updated"
+
+# Salla's original status slugs (custom statuses keep their parent's slug) -> hub status, fulfilment.
+# "restoring" (return under way) maps to None: the hub has no such state, so the stored one stays.
+STATUS_MAP: Final[dict[str, tuple[OrderStatus | None, FulfillmentStatus | None]]] = {
+    "payment_pending": ("pending", "unfulfilled"),
+    "waiting_for_payment_confirmation": ("pending", "unfulfilled"),
+    "payment_failed": ("pending", "unfulfilled"),
+    "under_review": ("pending", "unfulfilled"),
+    "in_progress": ("preparing", "unfulfilled"),
+    "completed": ("ready", "unfulfilled"),
+    "shipped": ("shipped", "fulfilled"),
+    "delivering": ("shipped", "fulfilled"),
+    "delivered": ("delivered", "fulfilled"),
+    "canceled": ("cancelled", None),
+    "cancelled": ("cancelled", None),
+    "restoring": (None, None),
+    "restored": ("returned", "returned"),
+}
+_AWAITING_PAYMENT: Final = frozenset({"payment_pending", "waiting_for_payment_confirmation"})
+_AFTER_CHECKOUT: Final = frozenset(
+    {"under_review", "in_progress", "completed", "shipped", "delivering", "delivered", "restoring"}
+)
+
+STORE_ZONE: Final = "Asia/Riyadh"  # Salla's naive timestamps and date objects are in store time
+# Riyadh has had no DST since 1950: a fixed offset keeps working where the OS lacks tzdata.
+_ZONE_FALLBACK: Final[dict[str, tzinfo]] = {STORE_ZONE: timezone(timedelta(hours=3), STORE_ZONE)}
+_OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})")
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-/]{0,63}")
+
+
+class SallaConnector:
+    """Salla store webhooks (``/hooks/salla/{connection_id}``)."""
+
+    source = SOURCE
+
+    def verify(self, request: RawRequest, secret: str) -> None:
+        """Check ``X-Salla-Signature`` or, under the Token strategy, ``Authorization`` (constant time)."""
+        if not secret:
+            raise SignatureError("salla: the connection has no secret")
+        headers = request.headers
+        strategy = headers.get("x-salla-security-strategy", "").strip().lower()
+        signature, authorization = headers.get("x-salla-signature"), headers.get("authorization")
+        use_token = strategy == "token" or (strategy != "signature" and signature is None and authorization is not None)
+        if use_token:
+            _check_token(authorization, secret)
+        else:
+            _check_signature(request.body, signature, secret)
+
+    def delivery_id(self, request: RawRequest) -> str:
+        """Salla sends no delivery id header, so a retry is recognised by its identical body."""
+        return body_hash(request.body)
+
+    def parse(self, request: RawRequest) -> list[ParsedEvent]:
+        """The single event of a Salla request; PayloadError if it is not readable as one."""
+        envelope = obj(load_json(request.body), "body")
+        topic = envelope.get("event")
+        if not isinstance(topic, str) or not topic.strip() or len(topic) > 200:
+            raise PayloadError(f"event: expected the event name, got {kind(topic)}")
+        try:
+            return [_event(topic.strip(), envelope)]
+        except PayloadError:
+            raise
+        except MALFORMED as exc:
+            raise PayloadError(f"{topic}: unreadable payload ({type(exc).__name__}: {exc})"[:500]) from exc
+
+
+connector = SallaConnector()
+
+
+# ---- authentication --------------------------------------------------------------------------
+
+
+def _check_signature(body: bytes, signature: str | None, secret: str) -> None:
+    if not signature or not signature.strip():
+        raise SignatureError("salla: missing X-Salla-Signature")
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), as_bytes(signature.strip().lower())):
+        raise SignatureError("salla: X-Salla-Signature does not match the body")
+
+
+def _check_token(authorization: str | None, secret: str) -> None:
+    token = (authorization or "").strip()
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    if not token:
+        raise SignatureError("salla: missing Authorization token")
+    if not hmac.compare_digest(as_bytes(token), as_bytes(secret)):
+        raise SignatureError("salla: Authorization token does not match")
+
+
+# ---- events ----------------------------------------------------------------------------------
+
+
+def _event(topic: str, envelope: dict[str, Any]) -> ParsedEvent:
+    if topic == STATUS_TOPIC:
+        return _status_event(topic, envelope)
+    if topic in FULL_ORDER_TOPICS:
+        return ParsedEvent(topic, _full_order(topic, envelope))
+    if topic.startswith("order.shipment."):
+        return ParsedEvent(topic, None, "shipment event: order changes arrive as order.* events")
+    return ParsedEvent(topic, None, f"not an order event: {topic}")
+
+
+def _status_event(topic: str, envelope: dict[str, Any]) -> ParsedEvent:
+    # data is a status-history record (data.id is the record's id, data.status a display name); the
+    # order, with its status slug, is data.order. Only the status is applied, nothing else blanked.
+    data = obj(envelope.get("data"), "data")
+    order = obj(data.get("order"), "data.order")
+    external_id = ident(order.get("id"), "data.order.id")
+    slug = _slug(order.get("status"), "data.order.status") or _slug(data.get("status"), "data.status")
+    status = STATUS_MAP.get(slug or "", (None, None))[0]
+    if status is None:
+        return ParsedEvent(topic, None, f"status {slug!r} has no hub equivalent; stored status kept")
+    clock = _clock(envelope, data)
+    return ParsedEvent(
+        topic, NormalizedOrder(source=SOURCE, external_id=external_id, source_updated_at=clock, status=status)
+    )
+
+
+def _full_order(topic: str, envelope: dict[str, Any]) -> NormalizedOrder:
+    data = obj(envelope.get("data"), "data")
+    external_id = ident(data.get("id"), "data.id")
+    slug = _slug(data.get("status"), "data.status")
+    status, fulfillment = STATUS_MAP.get(slug or "", (None, None))
+    payment = _payment_status(slug, data)
+    if topic == "order.cancelled":
+        status = "cancelled"  # the event name is explicit even when a custom status hides the slug
+    if topic == "order.refunded":
+        payment = "refunded"
+    customer = opt_obj(data.get("customer"), "data.customer") or {}
+    fields: dict[str, Any] = {
+        "reference": opt_ident(data.get("reference_id"), "data.reference_id"),
+        "customer_name": _customer_name(customer),
+        "customer_email": text(customer.get("email"), "data.customer.email"),
+        "customer_phone": _phone(customer),
+        "shipping_address": address(data.get("shipping"), "data.shipping"),
+        "products": _lines(data.get("items")),
+        "currency": currency(data.get("currency"), "data.currency"),
+        "status": status,
+        "payment_status": payment,
+        "fulfillment_status": fulfillment,
+        "source_created_at": _opt_time(data.get("date"), "data.date"),
+        **_amounts(opt_obj(data.get("amounts"), "data.amounts")),
+    }
+    set_fields = {name: value for name, value in fields.items() if value is not None}
+    clock = _clock(envelope, data)
+    return NormalizedOrder(source=SOURCE, external_id=external_id, source_updated_at=clock, **set_fields)
+
+
+def _payment_status(slug: str | None, data: dict[str, Any]) -> PaymentStatus | None:
+    # Salla has no payment-status field: derive it from the status, the payment method and
+    # is_pending_payment, and say nothing where they do not tell (cancelled, unknown slugs).
+    method = text(data.get("payment_method"), "data.payment_method")
+    if data.get("is_pending_payment") is True or slug in _AWAITING_PAYMENT:
+        return "pending"
+    if slug == "payment_failed":
+        return "failed"
+    if slug == "restored":
+        return "refunded"
+    if slug not in _AFTER_CHECKOUT or method is None:
+        return None
+    if method == "cod":  # cash is collected at the door
+        return "paid" if slug == "delivered" else "pending"
+    if method == "bank":  # a transfer receipt awaits the merchant's review
+        return "pending" if slug == "under_review" else "paid"
+    return "paid"
+
+
+def _amounts(amounts: dict[str, Any] | None) -> dict[str, Decimal | None]:
+    if amounts is None:
+        return {}
+    shipping = opt_amount(amounts.get("shipping_cost"), "amounts.shipping_cost")
+    cod = opt_amount(amounts.get("cash_on_delivery"), "amounts.cash_on_delivery")
+    tax = opt_obj(amounts.get("tax"), "amounts.tax")
+    return {
+        "subtotal": opt_amount(amounts.get("sub_total"), "amounts.sub_total"),
+        "discount": _discount(amounts.get("discounts")),
+        "tax": opt_amount(tax.get("amount"), "amounts.tax.amount") if tax else None,
+        "delivery_fee": None if shipping is None and cod is None else add(shipping, cod),
+        "total_amount": opt_amount(amounts.get("total"), "amounts.total"),
+    }
+
+
+def _discount(discounts: Any) -> Decimal | None:
+    entries = array(discounts, "amounts.discounts")
+    if entries is None:
+        return None
+    values = []
+    for i, entry in enumerate(entries):
+        path = f"amounts.discounts[{i}]"
+        values.append(amount(obj(entry, path).get("discount"), f"{path}.discount"))
+    return add(*values)
+
+
+def _lines(items: Any) -> list[OrderLine] | None:
+    found = array(items, "data.items")
+    if found is None:
+        return None
+    return [_line(obj(item, f"data.items[{i}]"), f"data.items[{i}]") for i, item in enumerate(found)]
+
+
+def _line(item: dict[str, Any], path: str) -> OrderLine:
+    product = opt_obj(item.get("product"), f"{path}.product") or {}
+    amounts = obj(item.get("amounts"), f"{path}.amounts")
+    name = text(item.get("name"), f"{path}.name") or text(product.get("name"), f"{path}.product.name")
+    if name is None:
+        raise PayloadError(f"{path}.name: missing")
+    product_id = item.get("product_id")  # flat in some events, nested under "product" in others
+    product_id = product.get("id") if product_id is None else product_id
+    return OrderLine(
+        product_id=opt_ident(product_id, f"{path}.product_id"),
+        sku=text(item.get("sku"), f"{path}.sku") or text(product.get("sku"), f"{path}.product.sku"),
+        name=name,
+        quantity=quantity(item.get("quantity"), f"{path}.quantity"),
+        price=amount(amounts.get("price_without_tax"), f"{path}.amounts.price_without_tax"),
+        total=amount(amounts.get("total"), f"{path}.amounts.total"),
+    )
+
+
+def _customer_name(customer: dict[str, Any]) -> str | None:
+    name = text(customer.get("name"), "data.customer.name")
+    if name:
+        return name
+    parts = (text(customer.get(key), f"data.customer.{key}") for key in ("first_name", "last_name"))
+    return " ".join(part for part in parts if part) or None
+
+
+def _phone(customer: dict[str, Any]) -> str | None:
+    # Salla usually splits the number: mobile_code "+966" and mobile 501234567 (an int).
+    mobile = opt_ident(customer.get("mobile"), "data.customer.mobile")
+    code = opt_ident(customer.get("mobile_code"), "data.customer.mobile_code")
+    return phone(mobile, code)
+
+
+def _slug(status: Any, path: str) -> str | None:
+    if isinstance(status, str):
+        return status.strip().lower() or None
+    node = opt_obj(status, path)
+    if not node:
+        return None
+    slug = text(node.get("slug"), f"{path}.slug")
+    return slug.lower() if slug else None
+
+
+# ---- Salla time ------------------------------------------------------------------------------
+
+
+def _clock(envelope: dict[str, Any], data: dict[str, Any]) -> datetime:
+    """The version clock: data.updated_at, else the event's created_at."""
+    if data.get("updated_at") not in (None, "", []):
+        return salla_time(data["updated_at"], "data.updated_at")
+    if envelope.get("created_at") in (None, ""):
+        raise PayloadError("no version clock: data.updated_at and created_at are both missing")
+    return salla_time(envelope["created_at"], "created_at")
+
+
+def _opt_time(value: Any, path: str) -> datetime | None:
+    return None if value in (None, "", []) else salla_time(value, path)
+
+
+def salla_time(value: Any, path: str) -> datetime:
+    """A Salla timestamp in UTC: a PHP date object, a JavaScript date string or ISO-8601."""
+    moment, zone_name = (
+        (value.get("date"), value.get("timezone", STORE_ZONE)) if isinstance(value, dict) else (value, STORE_ZONE)
+    )
+    zone = _zone(zone_name, f"{path}.timezone")
+    if not isinstance(moment, str) or not moment.strip() or len(moment) > 64:
+        raise PayloadError(f"{path}: expected a timestamp, got {kind(moment)}")
+    raw = moment.strip().split(" (")[0]  # JS dates may end in "(Arabia Standard Time)"
+    try:
+        if "GMT" in raw:  # the envelope's JavaScript date, e.g. "Sun Jun 26 2022 12:21:48 GMT+0300"
+            parsed = datetime.strptime(raw, "%a %b %d %Y %H:%M:%S GMT%z")
+        else:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise PayloadError(f"{path}: not a timestamp: {moment[:64]!r}") from exc
+
+
+def _zone(name: Any, path: str) -> tzinfo:
+    if not isinstance(name, str) or not name.strip():
+        raise PayloadError(f"{path}: expected a time zone, got {kind(name)}")
+    name = name.strip()
+    offset = _OFFSET.fullmatch(name)  # PHP timezone_type 1: "+03:00"
+    if offset and int(offset[2]) < 24 and int(offset[3]) < 60:
+        sign = -1 if offset[1] == "-" else 1
+        return timezone(sign * timedelta(hours=int(offset[2]), minutes=int(offset[3])))
+    if _ZONE_NAME.fullmatch(name):
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            if name in _ZONE_FALLBACK:
+                return _ZONE_FALLBACK[name]
+    raise PayloadError(f"{path}: unknown time zone {name[:64]!r}")

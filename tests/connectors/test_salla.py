@@ -1,0 +1,473 @@
+"""Salla connector: recorded payloads normalize exactly, authentication, and malformed input.
+
+Payloads under ``payloads/`` follow the examples of Salla's "Orders Webhook Events Model" and
+"Order Status Updated Webhook Event Model" documentation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.base import NormalizedOrder, OrderLine, ParsedEvent, PayloadError, RawRequest, SignatureError, body_hash
+from connectors.salla import SallaConnector, connector, salla_time
+
+PAYLOADS = Path(__file__).parent / "payloads"
+SECRET = "salla-webhook-secret-7f3c9a"
+
+
+def payload(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
+    return data
+
+
+def body_of(data: Any) -> bytes:
+    return json.dumps(data).encode()  # ASCII escapes, so lone surrogates survive the trip
+
+
+def signed(body: bytes, secret: str = SECRET, **headers: str) -> RawRequest:
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return RawRequest(
+        body=body, headers={"x-salla-security-strategy": "Signature", "x-salla-signature": signature, **headers}
+    )
+
+
+def parse_one(data: Any) -> ParsedEvent:
+    events = connector.parse(RawRequest(body=body_of(data)))
+    assert len(events) == 1
+    return events[0]
+
+
+def assert_order(actual: NormalizedOrder | None, expected: NormalizedOrder) -> None:
+    assert actual == expected
+    assert actual.model_fields_set == expected.model_fields_set  # what the hub will apply
+
+
+CREATED = NormalizedOrder(
+    source="salla",
+    external_id="2116149737",
+    source_updated_at=datetime(2024, 3, 10, 11, 5, 13, tzinfo=UTC),  # envelope "GMT+0300", no data.updated_at
+    reference="41027662",
+    customer_name="Mohammed Ali",
+    customer_email="mohammed.ali@example.com",
+    customer_phone="+966501806978",
+    shipping_address={
+        "country": "SA",
+        "country_code": "SA",
+        "city": "جدة",
+        "shipping_address": " شارع ابو امية الضمري، الحي الزهراء ،, جدة, السعودية",
+        "street_number": "ابو امية الضمري",
+        "block": "الزهراء",
+        "postal_code": "23425",
+        "geo_coordinates": {"lat": 21.5679, "lng": 39.1563},
+    },
+    products=[
+        OrderLine(
+            product_id="720881993",
+            sku="SH-001",
+            name="قميص قطني",
+            quantity=2,
+            price=Decimal("100"),
+            total=Decimal("200"),
+        ),
+        OrderLine(
+            product_id="1994210129", sku=None, name="قبعة صيفية", quantity=1, price=Decimal(50), total=Decimal(50)
+        ),
+    ],
+    subtotal=Decimal("250"),
+    discount=Decimal("25.00"),
+    tax=Decimal("33.75"),
+    delivery_fee=Decimal("25"),  # shipping 20 + cash on delivery 5
+    total_amount=Decimal("283.75"),
+    currency="SAR",
+    status="pending",
+    payment_status="pending",
+    fulfillment_status="unfulfilled",
+    source_created_at=datetime(2024, 3, 10, 11, 5, 11, tzinfo=UTC),
+)
+
+
+# ---- recorded payloads -----------------------------------------------------------------------
+
+
+def test_order_created_normalizes_to_the_exact_order() -> None:
+    event = parse_one(payload("salla_order_created.json"))
+    assert event.topic == "order.created"
+    assert event.ignored_reason is None
+    assert_order(event.order, CREATED)
+
+
+def test_order_updated_uses_data_updated_at_and_a_prepaid_payment() -> None:
+    event = parse_one(payload("salla_order_updated.json"))
+    expected = NormalizedOrder(
+        source="salla",
+        external_id="1427738113",
+        source_updated_at=datetime(2024, 3, 11, 6, 30, 1, 687605, tzinfo=UTC),
+        reference="41030566",
+        customer_name="Del Don",
+        customer_email="user@example.com",
+        customer_phone="+971555555555",
+        products=[
+            OrderLine(
+                product_id="1994210129",
+                sku="2400409-20000012660-",
+                name="تنورة",
+                quantity=1,
+                price=Decimal(79),
+                total=Decimal(79),
+            )
+        ],
+        subtotal=Decimal(79),
+        discount=Decimal(0),
+        tax=Decimal(0),
+        delivery_fee=Decimal(0),
+        total_amount=Decimal(79),
+        currency="SAR",
+        status="preparing",
+        payment_status="paid",
+        fulfillment_status="unfulfilled",
+        source_created_at=datetime(2024, 3, 11, 6, 12, 40, tzinfo=UTC),
+    )
+    assert event.topic == "order.updated"
+    assert_order(event.order, expected)  # shipping is null (branch pickup): shipping_address is not set
+
+
+def test_status_updated_sets_only_the_status_and_the_clock() -> None:
+    event = parse_one(payload("salla_order_status_updated.json"))
+    expected = NormalizedOrder(
+        source="salla",
+        external_id="629263027",  # data.order.id, not the status record's data.id nor reference_id
+        source_updated_at=datetime(2022, 8, 17, 20, 59, 38, tzinfo=UTC),
+        status="shipped",
+    )
+    assert event.topic == "order.status.updated"
+    assert_order(event.order, expected)
+
+
+@pytest.mark.parametrize(
+    ("topic", "changes"),
+    [
+        ("order.cancelled", {"status": "cancelled"}),
+        ("order.refunded", {"payment_status": "refunded"}),
+        ("order.deleted", {}),
+        ("order.payment.updated", {}),
+    ],
+)
+def test_other_full_order_topics(topic: str, changes: dict[str, Any]) -> None:
+    data = payload("salla_order_created.json")
+    data["event"] = topic
+    event = parse_one(data)
+    assert event.topic == topic
+    assert_order(event.order, CREATED.model_copy(update=changes))
+
+
+@pytest.mark.parametrize("topic", ["product.updated", "customer.created", "order.shipment.created", "app.installed"])
+def test_other_topics_are_acknowledged_and_ignored(topic: str) -> None:
+    event = parse_one({"event": topic, "merchant": 1, "created_at": "2024-01-01T00:00:00Z", "data": {"id": 7}})
+    assert (event.topic, event.order) == (topic, None)
+    assert event.ignored_reason
+
+
+# ---- mappings --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("slug", "status"),
+    [
+        ("payment_pending", "pending"),
+        ("under_review", "pending"),
+        ("in_progress", "preparing"),
+        ("completed", "ready"),
+        ("shipped", "shipped"),
+        ("delivering", "shipped"),
+        ("delivered", "delivered"),
+        ("canceled", "cancelled"),
+        ("restored", "returned"),
+    ],
+)
+def test_status_slugs_map_to_hub_statuses(slug: str, status: str) -> None:
+    data = payload("salla_order_status_updated.json")
+    data["data"]["order"]["status"]["slug"] = slug
+    order = parse_one(data).order
+    assert order is not None
+    assert order.status == status
+
+
+@pytest.mark.parametrize("slug", ["restoring", "some_custom_slug", None])
+def test_status_event_without_a_hub_status_is_ignored(slug: str | None) -> None:
+    data = payload("salla_order_status_updated.json")
+    data["data"]["order"]["status"]["slug"] = slug
+    event = parse_one(data)
+    assert event.order is None
+    assert event.ignored_reason
+
+
+@pytest.mark.parametrize(
+    ("slug", "method", "pending_flag", "expected"),
+    [
+        ("payment_pending", "mada", False, "pending"),
+        ("under_review", "mada", True, "pending"),
+        ("payment_failed", "credit_card", False, "failed"),
+        ("under_review", "mada", False, "paid"),
+        ("under_review", "bank", False, "pending"),
+        ("in_progress", "bank", False, "paid"),
+        ("shipped", "cod", False, "pending"),
+        ("delivered", "cod", False, "paid"),
+        ("restored", "mada", False, "refunded"),
+        ("canceled", "mada", False, None),
+        ("unknown_slug", "mada", False, None),
+    ],
+)
+def test_payment_status_is_derived_from_status_and_method(
+    slug: str, method: str, pending_flag: bool, expected: str | None
+) -> None:
+    data = payload("salla_order_created.json")
+    data["data"].update(payment_method=method, is_pending_payment=pending_flag)
+    data["data"]["status"]["slug"] = slug
+    order = parse_one(data).order
+    assert order is not None
+    assert order.payment_status == expected
+    assert ("payment_status" in order.model_fields_set) is (expected is not None)
+
+
+def test_unknown_status_slug_leaves_status_unset_but_applies_the_rest() -> None:
+    data = payload("salla_order_created.json")
+    data["data"]["status"] = {"id": 1, "name": "حالة خاصة", "slug": "brand_new_slug"}
+    order = parse_one(data).order
+    assert order is not None
+    assert {"status", "fulfillment_status", "payment_status"}.isdisjoint(order.model_fields_set)
+    assert order.total_amount == Decimal("283.75")
+
+
+@pytest.mark.parametrize(
+    ("customer", "phone"),
+    [
+        ({"mobile": 501806978, "mobile_code": "+966"}, "+966501806978"),
+        ({"mobile": "0501806978", "mobile_code": "966"}, "+966501806978"),
+        ({"mobile": "+971555555555", "mobile_code": "+971"}, "+971555555555"),
+        ({"mobile": "966501806978", "mobile_code": "+966"}, "+966501806978"),
+        ({"mobile": "0501806978"}, "+966501806978"),
+    ],
+)
+def test_phone_is_joined_and_formatted_as_e164(customer: dict[str, Any], phone: str) -> None:
+    data = payload("salla_order_created.json")
+    data["data"]["customer"] = {"id": 1, "first_name": "A", "last_name": "B", **customer}
+    order = parse_one(data).order
+    assert order is not None
+    assert order.customer_phone == phone
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"date": "2024-01-01 10:00:00.000000", "timezone_type": 3, "timezone": "Asia/Riyadh"}, (1, 7, 0, 0)),
+        ({"date": "2024-01-01 10:00:00.250000", "timezone_type": 1, "timezone": "+03:00"}, (1, 7, 0, 250000)),
+        ({"date": "2024-01-01 10:00:00.000000", "timezone_type": 3, "timezone": "UTC"}, (1, 10, 0, 0)),
+        ("Mon Jan 01 2024 10:00:00 GMT+0300", (1, 7, 0, 0)),
+        ("Mon Jan 01 2024 10:00:00 GMT+0300 (Arabia Standard Time)", (1, 7, 0, 0)),
+        ("2024-01-01T10:00:00Z", (1, 10, 0, 0)),
+        ("2024-01-01T10:00:00+03:00", (1, 7, 0, 0)),
+        ("2024-01-01 10:00:00", (1, 7, 0, 0)),  # naive: Salla's store time
+    ],
+)
+def test_salla_timestamps_honour_their_time_zone(value: Any, expected: tuple[int, int, int, int]) -> None:
+    day, hour, minute, micro = expected
+    assert salla_time(value, "t") == datetime(2024, 1, day, hour, minute, 0, micro, tzinfo=UTC)
+
+
+def test_text_is_made_storable() -> None:
+    data = payload("salla_order_created.json")
+    data["data"]["customer"].update(first_name="Mo\x00hammed", last_name="\ud800Ali")
+    order = parse_one(data).order
+    assert order is not None
+    assert order.customer_name == "Mohammed \ufffdAli"
+
+
+# ---- authentication --------------------------------------------------------------------------
+
+
+def test_valid_signature_is_accepted() -> None:
+    body = (PAYLOADS / "salla_order_created.json").read_bytes()
+    connector.verify(signed(body), SECRET)
+    connector.verify(
+        RawRequest(body=body, headers={"x-salla-signature": signed(body).headers["x-salla-signature"]}), SECRET
+    )
+
+
+def test_signature_hex_case_is_ignored() -> None:
+    body = b'{"event": "order.created"}'
+    request = signed(body)
+    upper = RawRequest(body=body, headers={"x-salla-signature": request.headers["x-salla-signature"].upper()})
+    connector.verify(upper, SECRET)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        signed(b'{"event": "order.created", "data": {"id": 2}}', secret="another-secret"),  # forged
+        RawRequest(  # body altered after signing
+            body=b'{"event": "order.created", "data": {"id": 3}}',
+            headers=dict(signed(b'{"event": "order.created", "data": {"id": 2}}').headers),
+        ),
+        RawRequest(body=b"{}", headers={"x-salla-signature": "zz-not-hex-\u00e9"}),
+        RawRequest(body=b"{}", headers={"x-salla-security-strategy": "Signature"}),  # missing
+        RawRequest(body=b"{}"),  # nothing at all
+        RawRequest(body=b"{}", headers={"x-salla-security-strategy": "Signature", "authorization": f"Bearer {SECRET}"}),
+    ],
+)
+def test_wrong_or_missing_signature_is_refused(request_: RawRequest) -> None:
+    with pytest.raises(SignatureError):
+        connector.verify(request_, SECRET)
+
+
+@pytest.mark.parametrize("authorization", [f"Bearer {SECRET}", f"bearer {SECRET}", SECRET, f"  Bearer   {SECRET} "])
+def test_token_strategy_accepts_the_secret_in_authorization(authorization: str) -> None:
+    connector.verify(
+        RawRequest(body=b"{}", headers={"x-salla-security-strategy": "Token", "authorization": authorization}), SECRET
+    )
+    connector.verify(RawRequest(body=b"{}", headers={"authorization": authorization}), SECRET)
+
+
+@pytest.mark.parametrize(
+    "authorization", ["Bearer wrong", "", "Bearer ", f"Basic {SECRET}", SECRET + "x", "\u00e9\u00e9"]
+)
+def test_token_strategy_refuses_a_wrong_token(authorization: str) -> None:
+    request = RawRequest(body=b"{}", headers={"x-salla-security-strategy": "Token", "authorization": authorization})
+    with pytest.raises(SignatureError):
+        connector.verify(request, SECRET)
+
+
+def test_an_empty_connection_secret_never_authenticates() -> None:
+    with pytest.raises(SignatureError):
+        connector.verify(RawRequest(body=b"{}", headers={"authorization": ""}), "")
+
+
+def test_delivery_id_is_the_body_hash() -> None:
+    body = (PAYLOADS / "salla_order_created.json").read_bytes()
+    assert connector.delivery_id(signed(body)) == body_hash(body) == connector.delivery_id(RawRequest(body=body))
+    assert SallaConnector.source == connector.source == "salla"
+
+
+# ---- malformed input: PayloadError, never anything else --------------------------------------
+
+
+def _created_with(path: tuple[Any, ...], value: Any) -> bytes:
+    data = payload("salla_order_created.json")
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return body_of(data)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe\x00{",  # not UTF-8
+        b"[]",
+        b'"order.created"',
+        b'{"event": 5}',
+        b'{"event": "order.created"}',
+        b'{"event": "order.created", "data": []}',
+        b'{"event": "order.created", "data": {"id": 1, "amounts": {"total": NaN}}}',
+        b'{"event": "order.created", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"event": "order.created", "data": {"id": ' + b"9" * 5000 + b"}}",
+        _created_with(("data", "id"), None),
+        _created_with(("data", "id"), True),
+        _created_with(("data", "id"), {"id": 1}),
+        _created_with(("data", "amounts", "total", "amount"), "12,50 SAR"),
+        _created_with(("data", "amounts", "total", "amount"), False),
+        _created_with(("data", "amounts", "total", "amount"), 1e400),
+        _created_with(("data", "amounts", "total", "amount"), "1e999999999"),
+        _created_with(("data", "amounts", "total", "amount"), 10**40),
+        _created_with(("data", "amounts", "discounts"), {"discount": "5"}),
+        _created_with(("data", "items"), "two shirts"),
+        _created_with(("data", "items", 0, "quantity"), -1),
+        _created_with(("data", "items", 0, "quantity"), 1.5),
+        _created_with(("data", "items", 0, "amounts"), None),
+        _created_with(("data", "customer", "first_name"), ["Mohammed"]),
+        _created_with(("data", "currency"), "riyal"),
+        _created_with(("data", "date"), {"date": "yesterday", "timezone": "Asia/Riyadh"}),
+        _created_with(("data", "date"), {"date": "2024-01-01 00:00:00", "timezone": "Mars/Olympus"}),
+        _created_with(("created_at",), "Sun Mar 10 2024 14:05:13 GMT+9999"),
+        _created_with(("created_at",), None),
+        _created_with(("data", "shipping", "address", "geo_coordinates"), json.loads("[" * 50 + "]" * 50)),
+    ],
+)
+def test_malformed_payloads_raise_payload_error_with_a_reason(body: bytes) -> None:
+    with pytest.raises(PayloadError) as caught:
+        connector.parse(RawRequest(body=body))
+    assert str(caught.value)
+
+
+def _json_values() -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(["event", "data", "id", "order", "status", "slug", "amounts", "items", "amount", "date"])
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+    return st.recursive(
+        scalars,
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(keys | st.text(max_size=5), children, max_size=5)
+        ),
+        max_leaves=30,
+    )
+
+
+TOPICS = st.sampled_from(["order.created", "order.updated", "order.status.updated", "order.refunded", "x"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=_json_values(), topic=TOPICS)
+def test_random_json_only_ever_raises_payload_error(value: Any, topic: str) -> None:
+    for candidate in (value, {"event": topic, "created_at": "2024-01-01T00:00:00Z", "data": value}):
+        with contextlib.suppress(PayloadError):
+            connector.parse(RawRequest(body=body_of(candidate)))
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    return [prefix] + [path for key, child in children for path in _paths(child, (*prefix, key))]
+
+
+CREATED_PATHS = [
+    path for name in ("salla_order_created.json", "salla_order_status_updated.json") for path in _paths(payload(name))
+][1:]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    index=st.integers(0, len(CREATED_PATHS) - 1),
+    junk=_json_values(),
+    name=st.sampled_from(["salla_order_created.json", "salla_order_status_updated.json"]),
+)
+def test_a_real_payload_with_junk_anywhere_only_raises_payload_error(index: int, junk: Any, name: str) -> None:
+    data = copy.deepcopy(payload(name))
+    node = data
+    path = CREATED_PATHS[index]
+    try:
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = junk
+    except (KeyError, IndexError, TypeError):
+        return  # the path belongs to the other payload
+    with contextlib.suppress(PayloadError):
+        connector.parse(RawRequest(body=body_of(data)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=200))
+def test_random_bytes_only_ever_raise_payload_error(body: bytes) -> None:
+    with contextlib.suppress(PayloadError):
+        connector.parse(RawRequest(body=body))
