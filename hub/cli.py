@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hub.cli_sync import sync_app
 from hub.settings import Settings
 
 T = TypeVar("T")
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(pretty_exceptions_enable=False, help="Create, list and revoke API keys.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(sync_app, name="sync")
 console = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
@@ -56,7 +58,7 @@ def _run(coro: Awaitable[T]) -> T:
     try:
         import uvloop
 
-        return uvloop.run(coro)  # type: ignore[arg-type, no-any-return]
+        return uvloop.run(coro)  # type: ignore[arg-type]
     except ImportError:  # pragma: no cover - uvloop is not on every platform
         return asyncio.run(coro)  # type: ignore[arg-type]
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from hub.settings import asyncpg_dsn, sqlalchemy_url
+
+
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+"""A connection from :func:`create_pool` (pooled proxy) or opened directly; both work everywhere."""
 
 
 def _json_default(value: Any) -> Any:
@@ -46,12 +50,12 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec("jsonb", encoder=dumps, decoder=orjson.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> "asyncpg.Pool[asyncpg.Record]":
     """A raw asyncpg pool with JSON codecs, for the hot paths."""
     pool = await asyncpg.create_pool(
         asyncpg_dsn(url), min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
@@ -67,9 +71,10 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
         yield session
 
 
-async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+async def driver_connection(session: AsyncSession) -> Conn:
     """The asyncpg connection under ``session``'s transaction (for the shared raw-SQL helpers)."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-    return driver
+    driver = raw.driver_connection
+    assert driver is not None
+    return driver  # type: ignore[no-any-return]

@@ -107,7 +107,7 @@ def start_postgres(data_dir: Path) -> str:
     pgdata.mkdir(parents=True, exist_ok=True)
     _prune_handle_pids(pgdata)
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
     except Exception as exc:
         log = pgdata / "log"
         tail = log.read_text()[-2000:] if log.exists() else ""

@@ -7,6 +7,7 @@ import asyncio
 import asyncpg
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -53,7 +54,7 @@ def _is_unavailable(exc: BaseException) -> bool:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render every error in DESIGN's shape; never an HTML page or a traceback."""
     try:
         return await handler(request)
@@ -73,7 +74,7 @@ async def error_middleware(request: web.Request, handler: web.Handler) -> web.St
         elif exc.status == 404:
             details = {"path": request.path}
         elif exc.status == 413:
-            details = {"max_bytes": request.app.get(_MAX_BODY)}
+            details = {"max_bytes": request.app[_MAX_BODY]}
         return _error(exc.status, error, details)
     except asyncio.CancelledError:
         raise
@@ -89,7 +90,7 @@ _MAX_BODY = web.AppKey("max_body_bytes", int)
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """``Authorization: Bearer sk_…`` on every ``/api/v1`` route; 401 for missing, malformed or revoked."""
     if not request.path.startswith("/api/v1"):
         return await handler(request)

@@ -37,5 +37,7 @@ async def enqueue(redis: ArqRedis, function: str, *args: Any, job_id: str | None
     """Enqueue ``function(*args)`` and wake an idle worker (ids only in ``args``)."""
     await redis.enqueue_job(function, *args, _job_id=job_id, _defer_by=defer or None)
     if not defer:
-        await redis.lpush(WAKE_KEY, b"1")
-        await redis.ltrim(WAKE_KEY, 0, 63)
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(WAKE_KEY, b"1")
+            pipe.ltrim(WAKE_KEY, 0, 63)
+            await pipe.execute()

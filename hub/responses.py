@@ -34,7 +34,7 @@ def dumps(value: Any) -> bytes:
 
 def iso(value: datetime | None) -> str | None:
     """``2024-01-15T10:30:00.123456Z`` or None."""
-    return None if value is None else orjson.loads(dumps(value))  # type: ignore[no-any-return]
+    return None if value is None else str(orjson.loads(dumps(value)))
 
 
 def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -22,6 +22,7 @@ import structlog
 from connectors import get_connector
 from connectors.base import ConnectorError, NormalizedOrder, RawRequest
 from hub import queue
+from hub.db import Conn
 from hub.services.ingest_upsert import delete_orders, is_deletion, upsert_orders
 from hub.services.outbox import wake_deliveries
 from workers.context import WorkerContext, deps
@@ -74,7 +75,7 @@ def _parse(row: asyncpg.Record) -> _Outcome:
     )
 
 
-async def _claim(conn: asyncpg.Connection, ids: list[str], limit: int) -> list[asyncpg.Record]:
+async def _claim(conn: Conn, ids: list[str], limit: int) -> list[asyncpg.Record]:
     rows = list(await conn.fetch(_CLAIM.format(where="e.id = ANY($2::text[])"), limit, ids)) if ids else []
     if len(rows) < limit:
         rows += await conn.fetch(_CLAIM.format(where="TRUE"), limit - len(rows))
@@ -83,7 +84,7 @@ async def _claim(conn: asyncpg.Connection, ids: list[str], limit: int) -> list[a
     return sorted(unique, key=lambda r: (r["received_at"], r["id"]))
 
 
-async def _process(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[str]:
+async def _process(conn: Conn, rows: list[asyncpg.Record]) -> list[str]:
     """Process claimed rows in the current transaction; returns delivery ids to wake."""
     outcomes = {row["id"]: _parse(row) for row in rows}
     by_org: dict[str, list[tuple[str, NormalizedOrder, bool]]] = defaultdict(list)

@@ -15,17 +15,18 @@ from typing import Any
 
 import aiohttp
 from arq import cron
-from arq.worker import Worker, create_pool
+from arq.connections import create_pool
+from arq.worker import Worker
 
 from hub import db, queue
 from hub.settings import Settings
-from workers import deliveries, ingest, sweeper
+from workers import chat_sync, deliveries, ingest, sweeper
 from workers.context import CTX_KEY, WorkerContext
 
-JOBS = [ingest.ingest_events, deliveries.deliver_webhooks]
+JOBS = [ingest.ingest_events, deliveries.deliver_webhooks, chat_sync.job]
 
 
-class WakeWorker(Worker):  # type: ignore[misc]
+class WakeWorker(Worker):
     """An arq worker that sleeps on a Redis ``BLPOP`` instead of a fixed poll delay."""
 
     async def main(self) -> None:
@@ -53,7 +54,7 @@ class WakeWorker(Worker):  # type: ignore[misc]
                 await asyncio.sleep(0.005)
                 continue
             try:
-                await self.pool.blpop([queue.WAKE_KEY], timeout=self.poll_delay_s)
+                await self.pool.blpop([queue.WAKE_KEY], timeout=self.poll_delay_s)  # type: ignore[arg-type, misc]
             except (TimeoutError, OSError, ConnectionError):
                 await asyncio.sleep(self.poll_delay_s)
 
@@ -76,6 +77,7 @@ def _startup(settings: Settings) -> Any:
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
     deps: WorkerContext | None = ctx.get(CTX_KEY)
+    await deliveries.close_sender(ctx)
     if deps is None:
         return
     await deps.http.close()
@@ -89,7 +91,10 @@ def create_worker(settings: Settings, *, burst: bool = False, **overrides: Any) 
     seconds = set(range(0, 60, max(1, min(59, settings.sweep_interval_seconds))))
     options: dict[str, Any] = {
         "functions": JOBS,
-        "cron_jobs": [cron(sweeper.sweep, second=seconds, run_at_startup=True, unique=False)],
+        "cron_jobs": [
+            cron(sweeper.sweep, second=seconds, run_at_startup=True, unique=False),
+            cron(chat_sync.schedule_chat_syncs, minute=set(range(0, 60, 5)), second=0),
+        ],
         "redis_settings": queue.redis_settings(settings.redis_url),
         "queue_name": queue.QUEUE_NAME,
         "on_startup": _startup(settings),

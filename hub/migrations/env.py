@@ -29,7 +29,7 @@ async def _main(url: str) -> None:
     await engine.dispose()
 
 
-url = context.config.attributes.get("url") or context.config.get_main_option("sqlalchemy.url")
+url: str = context.config.attributes.get("url") or context.config.get_main_option("sqlalchemy.url") or ""
 if context.is_offline_mode():
     context.configure(url=sqlalchemy_url(url), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 from sqlalchemy import select, update
+from sqlmodel import col
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.ids import new_id
@@ -45,7 +46,9 @@ class NewKey:
 async def get_or_create_org(session: AsyncSession, *, name: str, test: bool, currency: str = "SAR") -> Organization:
     """The organization named ``name`` (its test twin when ``test``), created if missing."""
     live = (
-        await session.execute(select(Organization).where(Organization.name == name, Organization.is_test.is_(False)))  # type: ignore[attr-defined]
+        await session.execute(
+            select(Organization).where(col(Organization.name) == name, col(Organization.is_test).is_(False))
+        )
     ).scalar_one_or_none()
     if live is None:
         live = Organization(id=new_id("org"), name=name, is_test=False, default_currency=currency)
@@ -55,8 +58,8 @@ async def get_or_create_org(session: AsyncSession, *, name: str, test: bool, cur
         return live
     twin = (
         await session.execute(
-            select(Organization).where(Organization.live_id == live.id, Organization.is_test.is_(True))
-        )  # type: ignore[attr-defined]
+            select(Organization).where(col(Organization.live_id) == live.id, col(Organization.is_test).is_(True))
+        )
     ).scalar_one_or_none()
     if twin is None:
         twin = Organization(id=new_id("org"), name=name, is_test=True, live_id=live.id, default_currency=currency)
@@ -82,8 +85,8 @@ async def list_keys(session: AsyncSession) -> list[tuple[ApiKey, Organization]]:
     """Every key with its organization, newest first."""
     rows = await session.execute(
         select(ApiKey, Organization)
-        .join(Organization, Organization.id == ApiKey.organization_id)  # type: ignore[arg-type]
-        .order_by(ApiKey.created.desc())  # type: ignore[attr-defined]
+        .join(Organization, col(Organization.id) == col(ApiKey.organization_id))
+        .order_by(col(ApiKey.created).desc())
     )
     return [(k, o) for k, o in rows.tuples()]
 
@@ -92,7 +95,7 @@ async def revoke_key(session: AsyncSession, *, key_id: str) -> bool:
     """Revoke a key; False when no active key has that id."""
     result = await session.execute(
         update(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+        .where(col(ApiKey.id) == key_id, col(ApiKey.revoked_at).is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlmodel import col
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import to_e164
@@ -65,14 +66,16 @@ async def list_contacts(
     session: AsyncSession, *, organization_id: str, offset: int, limit: int, search: str | None = None
 ) -> tuple[list[Contact], int]:
     """A page of contacts (newest first) and the total."""
-    where = [Contact.organization_id == organization_id]
+    where: list[ColumnElement[bool]] = [col(Contact.organization_id) == organization_id]
     if search:
         like = f"%{search}%"
-        where.append(
-            Contact.name.ilike(like) | Contact.phone.ilike(like) | Contact.email.ilike(like)  # type: ignore[union-attr,attr-defined]
-        )
+        where.append(col(Contact.name).ilike(like) | col(Contact.phone).ilike(like) | col(Contact.email).ilike(like))
     total = (await session.execute(select(func.count()).select_from(Contact).where(*where))).scalar_one()
     rows = await session.execute(
-        select(Contact).where(*where).order_by(Contact.created.desc(), Contact.id.desc()).offset(offset).limit(limit)  # type: ignore[attr-defined]
+        select(Contact)
+        .where(*where)
+        .order_by(col(Contact.created).desc(), col(Contact.id).desc())
+        .offset(offset)
+        .limit(limit)
     )
     return list(rows.scalars()), total

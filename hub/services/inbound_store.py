@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from hub.db import Conn
 from hub.ids import new_id
 
 MAX_GROUP = 500
@@ -65,7 +66,7 @@ RETURNING id
 """
 
 
-async def insert_many(conn: asyncpg.Connection, items: list[InboundItem]) -> list[Stored]:
+async def insert_many(conn: Conn, items: list[InboundItem]) -> list[Stored]:
     """Insert ``items`` in one statement; duplicates resolve to the id already stored."""
     inserted = {
         row["id"]
@@ -103,7 +104,7 @@ class GroupCommitter:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: "asyncpg.Pool[asyncpg.Record]",
         *,
         on_committed: Callable[[list[str]], Awaitable[None]] | None = None,
         max_group: int = MAX_GROUP,

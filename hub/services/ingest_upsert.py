@@ -31,6 +31,7 @@ import asyncpg
 import structlog
 
 from connectors.base import NormalizedOrder
+from hub.db import Conn
 from hub.ids import new_id
 from hub.money import quantize
 from hub.services.order_view import order_public
@@ -211,7 +212,7 @@ def _check_totals(state: dict[str, Any]) -> None:
 
 
 async def _lock_and_load(
-    conn: asyncpg.Connection, organization_id: str, orders: Sequence[NormalizedOrder]
+    conn: Conn, organization_id: str, orders: Sequence[NormalizedOrder]
 ) -> dict[tuple[str, str], dict[str, Any]]:
     keys = sorted({lock_key(organization_id, o.source, o.external_id) for o in orders})
     await conn.execute("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS s", keys)
@@ -228,7 +229,7 @@ async def _lock_and_load(
 
 
 async def upsert_orders(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     organization_id: str,
     orders: Sequence[NormalizedOrder],
@@ -285,7 +286,7 @@ def is_deletion(topic: str) -> bool:
     return topic.rstrip("/").lower().endswith(("deleted", "delete"))
 
 
-async def delete_orders(conn: asyncpg.Connection, *, organization_id: str, order_ids: Sequence[str]) -> list[str]:
+async def delete_orders(conn: Conn, *, organization_id: str, order_ids: Sequence[str]) -> list[str]:
     """Soft-delete orders a source deleted and record ``order.deleted``; returns delivery ids."""
     rows = await conn.fetch(
         "UPDATE orders SET deleted_at = now(), updated = now() WHERE organization_id = $1 AND id = ANY($2::text[]) "

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from arq.connections import ArqRedis
 
 from hub import queue
+from hub.db import Conn
 from hub.ids import new_id
 from hub.transitions import matches
 
@@ -45,7 +45,7 @@ def envelope(event_id: str, event_type: str, created: datetime, order: dict[str,
     }
 
 
-async def record_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[str]:
+async def record_events(conn: Conn, events: Sequence[NewEvent]) -> list[str]:
     """Insert the events and one pending delivery per matching enabled endpoint; return delivery ids."""
     if not events:
         return []
