@@ -33,6 +33,7 @@ class Operation:
     auth: str | None = "bearer"  # bearer | ops | None
     content_type: str = "application/json"
     extra_statuses: tuple[int, ...] = ()
+    raw: bool = False  # the body is not the success envelope (health probes, the OpenAPI document)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Router:
         auth: str | None = "bearer",
         content_type: str = "application/json",
         extra_statuses: tuple[int, ...] = (),
+        raw: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Register ``handler`` for ``method path`` and document it."""
 
@@ -76,6 +78,7 @@ class Router:
                     auth=auth,
                     content_type=content_type,
                     extra_statuses=extra_statuses,
+                    raw=raw,
                 )
             )
             return handler

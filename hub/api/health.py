@@ -13,7 +13,7 @@ from hub.responses import json_response
 router = Router("health")
 
 
-@router.route("GET", "/healthz", summary="Liveness: the process answers", auth=None)
+@router.route("GET", "/healthz", summary="Liveness: the process answers", auth=None, raw=True)
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
@@ -26,7 +26,7 @@ async def _check(name: str, probe: asyncio.Future[object] | object) -> tuple[str
     return name, None
 
 
-@router.route("GET", "/readyz", summary="Readiness: Postgres and Redis answer", auth=None, extra_statuses=(503,))
+@router.route("GET", "/readyz", summary="Readiness: Postgres and Redis answer", auth=None, extra_statuses=(503,), raw=True)
 async def readyz(request: web.Request) -> web.Response:
     results = await asyncio.gather(
         _check("postgres", request.app[PG_POOL].fetchval("SELECT 1")),
