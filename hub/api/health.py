@@ -26,7 +26,9 @@ async def _check(name: str, probe: asyncio.Future[object] | object) -> tuple[str
     return name, None
 
 
-@router.route("GET", "/readyz", summary="Readiness: Postgres and Redis answer", auth=None, extra_statuses=(503,), raw=True)
+@router.route(
+    "GET", "/readyz", summary="Readiness: Postgres and Redis answer", auth=None, extra_statuses=(503,), raw=True
+)
 async def readyz(request: web.Request) -> web.Response:
     results = await asyncio.gather(
         _check("postgres", request.app[PG_POOL].fetchval("SELECT 1")),
