@@ -76,7 +76,7 @@ def _envelope(op: Operation, ref: dict[str, Any] | None) -> dict[str, Any]:
     return {"type": "object", "required": ["success", "data"], "properties": properties}
 
 
-def _parameters(op: Operation, refs: dict[tuple[type[BaseModel], str], Any], schemas: dict[str, Any]) -> list[Any]:
+def _parameters(op: Operation, schemas: dict[str, Any]) -> list[Any]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PATH_PARAM.findall(op.path)
@@ -122,7 +122,7 @@ def build(routers: Iterable[Router]) -> dict[str, Any]:
             "summary": op.summary,
             "tags": [op.tag],
             "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', op.path.lower()).strip('_')}",
-            "parameters": _parameters(op, key_map, schemas),
+            "parameters": _parameters(op, schemas),
             "responses": _responses(op, key_map.get((op.response, "serialization")) if op.response else None),
         }
         if op.auth == "bearer":
