@@ -14,6 +14,8 @@ from aiohttp import web
 
 from hub import db, queue
 from hub.api import connections, contacts, health, hooks, inbound_events
+from hub.api import deliveries as deliveries_api
+from hub.api import webhooks as webhooks_api
 from hub.api._router import Router
 from hub.keys import ENGINE, HTTP, INBOUND, PG_POOL, REDIS, SESSIONS, SETTINGS
 from hub.middleware import _MAX_BODY, auth_middleware, error_middleware
@@ -27,7 +29,15 @@ Ctx = Callable[[web.Application], AsyncIterator[None]]
 
 def routers() -> list[Router]:
     """Every API module's router, in the order routes are matched."""
-    return [health.router, contacts.router, hooks.router, connections.router, inbound_events.router]
+    return [
+        health.router,
+        contacts.router,
+        hooks.router,
+        connections.router,
+        inbound_events.router,
+        webhooks_api.router,
+        deliveries_api.router,
+    ]
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

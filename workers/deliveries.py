@@ -1,15 +1,166 @@
-"""Delivery jobs (filled in by the webhook sender)."""
+"""Delivery jobs: send due webhook deliveries, and the sweeper's backstop for lost wake-ups.
+
+``deliver_webhooks(ctx, delivery_ids)`` is a wake-up, not a unit of work: it claims a batch of due
+rows (the given ids first, then any other due ones), sends them concurrently, records each attempt
+as soon as it completes, and claims again until nothing is due or it has run for
+:data:`MAX_JOB_SECONDS` (then it hands over to a fresh job). Postgres decides what is done; a job
+that is lost, duplicated or killed costs at most a delay until the lease expires or the sweeper
+looks. Job names are wire contracts (the outbox and the sweeper call them): never rename them.
+
+Isolation between endpoints: every request has a total timeout, each attempt is recorded the moment
+it finishes (a hanging endpoint in the same batch does not hold back the others' results), and an
+endpoint never has more than ``webhook_endpoint_concurrency`` deliveries in flight across all
+workers (enforced by the claim, see :mod:`hub.services.delivery_claims`), so it can occupy at most
+that many job slots while it hangs.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
+
+import structlog
+
+from hub import queue, signing
+from hub.sender import Sender
+from hub.services.delivery_claims import Claimed, claim, fail_orphaned, find_due, first_attempt_wait
+from hub.services.delivery_policy import envelope_body
+from hub.services.delivery_records import record_attempt
+from hub.services.delivery_targets import TargetPolicy
+from hub.services.outbox import DELIVER_JOB
+from hub.settings import Settings
+from workers.context import WorkerContext, deps
+
+__all__ = ["MAX_JOB_SECONDS", "close_sender", "deliver_webhooks", "lease_seconds", "run_deliveries", "sweep_deliveries"]
+
+log = structlog.get_logger("hub.deliveries")
+
+#: A job keeps claiming while work is due, but hands over to a fresh job after this long, so one
+#: busy job never approaches arq's ``job_timeout`` and cancels its own in-flight sends.
+MAX_JOB_SECONDS = 30.0
+#: The sweeper enqueues at most this many batches per pass; the jobs themselves claim beyond them.
+SWEEP_BATCHES = 8
+_SENDER_KEY = "hub.webhook_sender"
+
+
+def lease_seconds(settings: Settings) -> float:
+    """How long a claim holds a row: the setting, but always well past one request's timeout."""
+    return max(float(settings.delivery_lease_seconds), settings.webhook_timeout_seconds + 15.0)
+
+
+def _sender(ctx: dict[str, Any], settings: Settings) -> Sender:
+    sender: Sender | None = ctx.get(_SENDER_KEY)
+    if sender is None:
+        policy = TargetPolicy(
+            allow_loopback=settings.webhook_allow_loopback, allow_private=settings.webhook_allow_private
+        )
+        sender = Sender(timeout=settings.webhook_timeout_seconds, policy=policy)
+        ctx[_SENDER_KEY] = sender
+    return sender
+
+
+async def close_sender(ctx: dict[str, Any]) -> None:
+    """Close the worker's webhook HTTP client (call from the worker's shutdown)."""
+    sender: Sender | None = ctx.pop(_SENDER_KEY, None)
+    if sender is not None:
+        await sender.close()
 
 
 async def deliver_webhooks(ctx: dict[str, Any], delivery_ids: list[str]) -> int:
-    """Send due deliveries (placeholder until the sender lands)."""
-    return 0
+    """Send due deliveries, ``delivery_ids`` first; return how many attempts were made."""
+    hub = deps(ctx)
+    return await run_deliveries(hub, _sender(ctx, hub.settings), delivery_ids)
 
 
-async def sweep_deliveries(hub: Any) -> int:
-    """Re-enqueue due deliveries (placeholder)."""
-    return 0
+async def run_deliveries(
+    hub: WorkerContext, sender: Sender, delivery_ids: Sequence[str], *, max_seconds: float = MAX_JOB_SECONDS
+) -> int:
+    """The body of :func:`deliver_webhooks`, with the sender injected (tests pass their own)."""
+    settings = hub.settings
+    first_delay = float(settings.webhook_retry_schedule[0])
+    wait = await first_attempt_wait(hub.pool, delivery_ids, first_delay=first_delay)
+    if wait:
+        # The schedule's first value delays first attempts; wake up then rather than at the next sweep.
+        await _enqueue(hub, list(delivery_ids), job_id=f"first:{delivery_ids[0]}", defer=wait)
+    deadline = time.monotonic() + max_seconds
+    wanted = list(delivery_ids)
+    attempts = 0
+    while True:
+        batch = await claim(
+            hub.pool,
+            wanted=wanted,
+            limit=settings.batch_size,
+            per_endpoint=settings.webhook_endpoint_concurrency,
+            lease_seconds=lease_seconds(settings),
+            first_delay=first_delay,
+        )
+        if not batch:
+            return attempts
+        await asyncio.gather(*(_deliver_one(hub, sender, item) for item in batch))
+        attempts += len(batch)
+        wanted = []
+        if time.monotonic() > deadline:
+            await _enqueue(hub, [], job_id=f"more:{uuid4().hex}")
+            return attempts
+
+
+async def _deliver_one(hub: WorkerContext, sender: Sender, item: Claimed) -> None:
+    """Sign, send and record one delivery; never raises (a failure here leaves the lease to expire)."""
+    settings = hub.settings
+    try:
+        body = envelope_body(item.payload)
+        # webhook-id is the event id: the same on every retry and for every endpoint, so receivers dedupe.
+        headers = signing.headers(msg_id=item.event_id, timestamp=int(time.time()), body=body, secrets=item.secrets)
+        started_at = datetime.now(UTC)
+        outcome = await sender.send(item.url, body, headers)
+        result = await record_attempt(
+            hub.pool,
+            item,
+            outcome,
+            started_at=started_at,
+            schedule=settings.webhook_retry_schedule,
+            disable_after=settings.webhook_disable_after_seconds,
+            request_headers=headers,
+        )
+    except Exception:
+        log.exception("delivery_crashed", delivery_id=item.id, endpoint_id=item.endpoint_id)
+        return
+    if result.disabled_reason is not None:
+        log.warning("endpoint_disabled", endpoint_id=item.endpoint_id, reason=result.disabled_reason)
+    if result.lease_lost:
+        log.warning("delivery_lease_lost", delivery_id=item.id, attempt=result.attempt_no)
+    elif result.retry_in is not None:
+        await _enqueue(hub, [item.id], job_id=f"dlv:{item.id}:{result.attempt_no}", defer=result.retry_in)
+
+
+async def _enqueue(hub: WorkerContext, ids: list[str], *, job_id: str, defer: float = 0) -> None:
+    """Best effort: if Redis is unavailable the sweeper finds the due rows anyway."""
+    try:
+        await queue.enqueue(hub.redis, DELIVER_JOB, ids, job_id=job_id, defer=defer)
+    except Exception:
+        log.warning("delivery_enqueue_failed", job_id=job_id, exc_info=True)
+
+
+async def sweep_deliveries(hub: WorkerContext) -> int:
+    """Re-enqueue due deliveries no job is working on, under fresh job ids; return how many were found.
+
+    Also fails pending deliveries whose endpoint was disabled or deleted in a race with their writing.
+    """
+    settings = hub.settings
+    orphaned = await fail_orphaned(hub.pool)
+    if orphaned:
+        log.info("deliveries_orphaned", count=orphaned)
+    ids = await find_due(
+        hub.pool,
+        grace=settings.sweep_after_seconds,
+        limit=settings.batch_size * SWEEP_BATCHES,
+        first_delay=float(settings.webhook_retry_schedule[0]),
+    )
+    for start in range(0, len(ids), settings.batch_size):
+        chunk = ids[start : start + settings.batch_size]
+        await queue.enqueue(hub.redis, DELIVER_JOB, chunk, job_id=f"sweep:{uuid4().hex}")
+    return len(ids)

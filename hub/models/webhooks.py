@@ -42,6 +42,14 @@ class Delivery(SQLModel, table=True):
         Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
         Index("ix_deliveries_endpoint_created", "endpoint_id", "created"),
         Index("ix_deliveries_event", "event_id"),
+        # Per-endpoint claims and the cross-process in-flight count (migration 0003).
+        Index(
+            "ix_deliveries_endpoint_pending",
+            "endpoint_id",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_deliveries_leased", "endpoint_id", postgresql_where=text("leased_until IS NOT NULL")),
     )
 
     id: str = Field(primary_key=True)
