@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from hub import db, queue
-from hub.api import connections, contacts, health, hooks, inbound_events
+from hub.api import connections, contacts, health, hooks, inbound_events, orders, products
 from hub.api import deliveries as deliveries_api
 from hub.api import webhooks as webhooks_api
 from hub.api._router import Router
@@ -32,6 +32,8 @@ def routers() -> list[Router]:
     return [
         health.router,
         contacts.router,
+        orders.router,
+        products.router,
         hooks.router,
         connections.router,
         inbound_events.router,

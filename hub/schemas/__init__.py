@@ -1,0 +1,1 @@
+"""Request and response models of the REST API (pydantic). OpenAPI is generated from these."""
