@@ -13,12 +13,13 @@ import aiohttp
 from aiohttp import web
 
 from hub import db, queue
-from hub.api import connections, contacts, health, hooks, inbound_events, orders, products
+from hub.api import connections, contacts, health, hooks, inbound_events, openapi, orders, products
 from hub.api import deliveries as deliveries_api
 from hub.api import webhooks as webhooks_api
 from hub.api._router import Router
-from hub.keys import ENGINE, HTTP, INBOUND, PG_POOL, REDIS, SESSIONS, SETTINGS
-from hub.middleware import _MAX_BODY, auth_middleware, error_middleware
+from hub.keys import ENGINE, HTTP, INBOUND, LIMITER, PG_POOL, REDIS, SESSIONS, SETTINGS
+from hub.middleware import _MAX_BODY, auth_middleware, error_middleware, rate_limit_middleware
+from hub.ratelimit import Limiter
 from hub.services.inbound_store import GroupCommitter
 from hub.settings import Settings
 
@@ -31,6 +32,7 @@ def routers() -> list[Router]:
     """Every API module's router, in the order routes are matched."""
     return [
         health.router,
+        openapi.router,
         contacts.router,
         orders.router,
         products.router,
@@ -84,10 +86,11 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, overrides: dict[web.AppKey[Any], Any] | None = None) -> web.Application:
     """Build the hub's web application for ``settings``; ``overrides`` replaces app resources (tests)."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[error_middleware, auth_middleware, rate_limit_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[LIMITER] = Limiter.from_settings(settings)
     app[_MAX_BODY] = settings.max_body_bytes
     for key, value in (overrides or {}).items():
         app[key] = value

@@ -9,6 +9,7 @@ from aiohttp import ClientSession, web
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hub.ratelimit import Limiter
 from hub.services.inbound_store import GroupCommitter
 from hub.settings import Settings
 
@@ -29,5 +30,6 @@ PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", ArqRedis)
 HTTP = web.AppKey("http", ClientSession)
 INBOUND = web.AppKey("inbound", GroupCommitter)
+LIMITER = web.AppKey("limiter", Limiter)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -14,7 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from hub.errors import HubError, RateLimited, Unauthorized, Unavailable
-from hub.keys import PG_POOL, PRINCIPAL, Principal
+from hub.keys import LIMITER, PG_POOL, PRINCIPAL, Principal
 from hub.responses import error_body, json_response, validation_details
 from hub.services.api_keys import authenticate
 
@@ -104,6 +104,21 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if principal is None:
         raise Unauthorized("Invalid or revoked API key", details={"authorization": "unknown key"})
     request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Per-key limit on ``/api/v1`` (after auth), per-connection limit on ``/hooks``."""
+    limiter = request.app[LIMITER]
+    if request.path.startswith("/api/v1"):
+        who = request.get(PRINCIPAL)
+        if who is not None:
+            await limiter.check(limiter.per_key, "key", who.key_id)
+    elif request.path.startswith("/hooks/"):
+        connection_id = request.match_info.get("connection_id")
+        if connection_id:
+            await limiter.check(limiter.per_connection, "hook", connection_id)
     return await handler(request)
 
 

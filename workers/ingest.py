@@ -54,7 +54,9 @@ def _parse(row: asyncpg.Record) -> _Outcome:
     connector = get_connector(row["source"])
     if connector is None:
         return _Outcome("failed", error=f"no connector for source {row['source']!r}")
-    request = RawRequest(body=bytes(row["body"]), headers=row["headers"], query=row["query"])
+    request = RawRequest(
+        body=bytes(row["body"]), headers=row["headers"], query=row["query"], received_at=row["received_at"]
+    )
     try:
         events = connector.parse(request)
     except ConnectorError as exc:

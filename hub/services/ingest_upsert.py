@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import structlog
 
 from connectors.base import NormalizedOrder
@@ -75,7 +74,7 @@ _MUTABLE = [c for c in _COLUMNS if c not in ("id", "organization_id", "source", 
 _UPDATE = (
     "UPDATE orders SET "
     + ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(_MUTABLE))
-    + ", deleted_at = NULL WHERE id = $1"
+    + f", deleted_at = CASE WHEN ${len(_MUTABLE) + 2} THEN NULL ELSE deleted_at END WHERE id = $1"
 )
 
 
@@ -243,6 +242,7 @@ async def upsert_orders(
     stored = await _lock_and_load(conn, organization_id, orders)
     inserted: set[tuple[str, str]] = set()
     changed: set[tuple[str, str]] = set()
+    revived: set[tuple[str, str]] = set()  # a newer event for a deleted order restores it (Woo order.restored)
     events: list[NewEvent] = []
     for order in orders:
         key = (order.source, order.external_id)
@@ -260,6 +260,7 @@ async def upsert_orders(
                 _fill_gaps(state, order)
             else:
                 _apply(state, order, now)
+                revived.add(key)
             types = events_for_change(before, order_public(state))
             if key not in inserted:
                 changed.add(key)
@@ -275,7 +276,9 @@ async def upsert_orders(
         await conn.executemany(_INSERT, [tuple(stored[k][c] for c in _COLUMNS) for k in inserted])
     changed -= inserted
     if changed:
-        await conn.executemany(_UPDATE, [(stored[k]["id"], *(stored[k][c] for c in _MUTABLE)) for k in changed])
+        await conn.executemany(
+            _UPDATE, [(stored[k]["id"], *(stored[k][c] for c in _MUTABLE), k in revived) for k in changed]
+        )
     result.created, result.updated = len(inserted), len(changed)
     result.delivery_ids = await record_events(conn, events)
     return result

@@ -205,3 +205,28 @@ async def test_deletion_topic_soft_deletes_and_emits_order_deleted(
     types = [r["type"] for r in await db.fetch("SELECT type FROM order_events ORDER BY created, id")]
     assert types[0] == "order.created"
     assert types[-1] == "order.deleted"
+
+
+async def test_older_update_after_deletion_does_not_revive_the_order(
+    client: Client, db: asyncpg.Connection, auth: dict[str, str], worker: Any
+) -> None:
+    conn_id = await _connection(db)
+    created = json.loads(_payload("salla_order_created.json"))
+    deleted = json.loads(json.dumps(created))
+    deleted["event"] = "order.deleted"
+    deleted["data"]["updated_at"] = {"date": "2030-01-01 10:00:00.000000", "timezone_type": 3, "timezone": "UTC"}
+    for event in (created, deleted):
+        body = json.dumps(event).encode()
+        assert (await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body))).status == 202
+
+    async def done(n: int) -> bool:
+        return await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == n
+
+    await eventually(lambda: done(2))
+    late = json.loads(json.dumps(created))
+    late["event"] = "order.updated"
+    late["data"]["notes"] = "late, older update"
+    body = json.dumps(late).encode()
+    assert (await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body))).status == 202
+    await eventually(lambda: done(3))
+    assert await db.fetchval("SELECT deleted_at IS NOT NULL FROM orders")
