@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+from connectors import chat_agent, generic, salla, shopify, woocommerce, zid
 from connectors.base import Connector
 
-REGISTRY: dict[str, Connector] = {}
+REGISTRY: dict[str, Connector] = {
+    module.connector.source: module.connector for module in (salla, zid, shopify, woocommerce, chat_agent, generic)
+}
 
 
 def get_connector(source: str) -> Connector | None:
