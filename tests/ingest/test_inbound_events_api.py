@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,14 +55,14 @@ async def _event(
         conn_id,
         source,
         f"key:{event_id}",
-        json.dumps(extra.get("headers", {"content-type": "application/json"})),
-        json.dumps(extra.get("query", {})),
+        extra.get("headers", {"content-type": "application/json"}),
+        extra.get("query", {}),
         body,
         status,
         extra.get("topic", "order.created"),
         extra.get("error"),
         extra.get("attempts", 1),
-        json.dumps(extra.get("order_ids", [])),
+        extra.get("order_ids", []),
         received_at,
         extra.get("processed_at"),
     )
@@ -168,6 +167,7 @@ async def test_retry_resets_the_event_and_enqueues_it(
     assert data["status"] == "received"
     assert data["error"] is None
     row = await db.fetchrow("SELECT status, error, processed_at FROM inbound_events WHERE id = 'ie_2'")
+    assert row is not None
     assert dict(row) == {"status": "received", "error": None, "processed_at": None}
 
     assert settings.redis_url is not None
