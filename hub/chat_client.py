@@ -3,7 +3,9 @@
 The only place the pull touches aiohttp. It makes one request per call and translates the answer
 into ``hub.services.chat_remote`` terms: a :class:`RemotePage`, a :class:`TransientRemoteError`
 (429, 5xx, network, timeout; ``Retry-After`` read) or a :class:`PermanentRemoteError` (anything
-else). It never follows redirects: the key is sent only to the configured base URL.
+else). It never follows redirects: the key is sent only to the configured base URL. Its session
+dials only addresses the SSRF policy allowed, through the webhook sender's pinned resolver, so the
+address checked is the address connected to (no DNS-rebinding window).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from datetime import date
 
 import aiohttp
 
+from hub import ssrf
+from hub.sender import PinnedResolver
 from hub.services.chat_remote import (
     PermanentRemoteError,
     RemotePage,
@@ -19,13 +23,16 @@ from hub.services.chat_remote import (
     parse_page,
     parse_retry_after,
 )
+from hub.services.delivery_targets import TargetPolicy
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # 100 orders are far below this; a runaway answer is not read to the end
 
 
-def new_session() -> aiohttp.ClientSession:
-    """A client session for the edges (CLI) that have none; the worker shares its own."""
-    return aiohttp.ClientSession()
+def pinned_session(*, allow_loopback: bool = False, allow_private: bool = False) -> aiohttp.ClientSession:
+    """A client session that connects only to policy-checked addresses (no proxy from the environment)."""
+    policy = TargetPolicy(allow_loopback=allow_loopback, allow_private=allow_private)
+    connector = aiohttp.TCPConnector(resolver=PinnedResolver(policy), use_dns_cache=False)
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
 
 
 class ChatAgentClient:
@@ -47,6 +54,8 @@ class ChatAgentClient:
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
                 body = await _read_capped(resp)
+        except ssrf.UnsafeUrlError as exc:  # the name now resolves somewhere it must not
+            raise PermanentRemoteError(f"base_url refused: {exc.reason}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientRemoteError(f"GET {self._url} page {page}: {type(exc).__name__}: {exc}") from exc
         if status == 429 or status >= 500:

@@ -73,7 +73,7 @@ async def _sync(settings: Settings, connection_id: str, since: date | None) -> S
     from redis.exceptions import RedisError
 
     from hub import db, queue
-    from hub.chat_client import ChatAgentClient, new_session
+    from hub.chat_client import ChatAgentClient, pinned_session
     from hub.cli import console, err
     from hub.services import chat_sync
 
@@ -85,12 +85,11 @@ async def _sync(settings: Settings, connection_id: str, since: date | None) -> S
             redis = await queue.connect(settings.redis_url)
         except (RedisError, OSError) as exc:  # deliveries still go out: the sweeper finds them
             err.print(f"[yellow]Redis unavailable ({exc}); webhooks will be sent by the next sweep.[/yellow]")
-    options = chat_sync.SyncOptions(
-        allow_loopback=settings.webhook_allow_loopback, allow_private=settings.webhook_allow_private
-    )
+    loopback, private = settings.webhook_allow_loopback, settings.webhook_allow_private
+    options = chat_sync.SyncOptions(allow_loopback=loopback, allow_private=private)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        async with pool.acquire() as conn, new_session() as http:
+        async with pool.acquire() as conn, pinned_session(allow_loopback=loopback, allow_private=private) as http:
             target = await chat_sync.load_target(conn, connection_id=connection_id)
             remote = ChatAgentClient(http, base_url=target.base_url, api_key=target.api_key)
             with Progress(*columns, TextColumn("{task.fields[detail]}"), console=console) as bar:

@@ -14,7 +14,7 @@ import structlog
 from arq import func
 
 from hub import queue
-from hub.chat_client import ChatAgentClient
+from hub.chat_client import ChatAgentClient, pinned_session
 from hub.services import chat_sync
 from hub.services.chat_remote import SyncError, SyncNotPossible
 from workers.context import deps
@@ -47,13 +47,13 @@ async def sync_chat_agent(ctx: dict[str, Any], connection_id: str) -> dict[str, 
             total=progress.orders_total,
         )
 
-    options = chat_sync.SyncOptions(
-        allow_loopback=hub.settings.webhook_allow_loopback, allow_private=hub.settings.webhook_allow_private
-    )
+    loopback, private = hub.settings.webhook_allow_loopback, hub.settings.webhook_allow_private
+    options = chat_sync.SyncOptions(allow_loopback=loopback, allow_private=private)
     try:
-        async with hub.pool.acquire() as conn:
+        # A session of its own: pinned to SSRF-checked addresses (the worker's shared one is not).
+        async with hub.pool.acquire() as conn, pinned_session(allow_loopback=loopback, allow_private=private) as http:
             target = await chat_sync.load_target(conn, connection_id=connection_id)
-            remote = ChatAgentClient(hub.http, base_url=target.base_url, api_key=target.api_key)
+            remote = ChatAgentClient(http, base_url=target.base_url, api_key=target.api_key)
             progress = await chat_sync.run_sync(
                 conn, target=target, remote=remote, options=options, redis=hub.redis, on_progress=report
             )

@@ -16,7 +16,7 @@ import pytest
 
 from hub import db as hub_db
 from hub import queue
-from hub.chat_client import ChatAgentClient, new_session
+from hub.chat_client import ChatAgentClient, pinned_session
 from hub.services import chat_sync
 from hub.services.chat_remote import (
     PermanentRemoteError,
@@ -76,7 +76,7 @@ async def _sync(
     pool: asyncpg.Pool, conn_id: str, *, sleeps: Sleeps | None = None, since: date | None = None, **kw: Any
 ) -> chat_sync.SyncProgress:
     pages: list[int] = []
-    async with pool.acquire() as conn, new_session() as http:
+    async with pool.acquire() as conn, pinned_session(allow_loopback=True) as http:
         target = await chat_sync.load_target(conn, connection_id=conn_id)
         remote = ChatAgentClient(http, base_url=target.base_url, api_key=target.api_key)
         progress = await chat_sync.run_sync(
@@ -195,7 +195,7 @@ async def test_a_remote_that_keeps_failing_stops_after_bounded_tries(
                     fake.fail(500)
                 return await super().fetch_orders(date_from=date_from, page=page, per_page=per_page)
 
-        async with pool.acquire() as conn, new_session() as http:
+        async with pool.acquire() as conn, pinned_session(allow_loopback=True) as http:
             target = await chat_sync.load_target(conn, connection_id=conn_id)
             remote = FailAfterFirstPage(http, base_url=target.base_url, api_key=target.api_key)
             with pytest.raises(TransientRemoteError, match="still failing after 3 tries") as caught:
@@ -266,7 +266,11 @@ async def test_connections_that_cannot_be_pulled(
 async def test_loopback_base_url_is_refused_unless_allowed(
     pool: asyncpg.Pool, db: asyncpg.Connection, auth: dict[str, str]
 ) -> None:
-    async with FakeChatAgent(orders=[make_order(1)]) as fake, pool.acquire() as conn, new_session() as http:
+    async with (
+        FakeChatAgent(orders=[make_order(1)]) as fake,
+        pool.acquire() as conn,
+        pinned_session(allow_loopback=True) as http,
+    ):
         conn_id = await _connection(db, fake.base_url)
         target = await chat_sync.load_target(conn, connection_id=conn_id)
         remote = ChatAgentClient(http, base_url=target.base_url, api_key=target.api_key)
@@ -359,3 +363,18 @@ async def test_cli_sync_prints_progress_and_a_summary(
     assert await db.fetchval("SELECT count(*) FROM orders") == 120
     assert missing.returncode == 1
     assert "no connection conn_nope" in missing_err.decode()
+
+
+async def test_the_session_itself_refuses_names_resolving_to_loopback(
+    pool: asyncpg.Pool, db: asyncpg.Connection, auth: dict[str, str]
+) -> None:
+    async with FakeChatAgent(orders=[make_order(1)]) as fake:
+        conn_id = await _connection(db, fake.base_url.replace("127.0.0.1", "localhost"))
+        # Past the up-front check (allowed here), the pinned resolver still refuses the address it
+        # would dial: a name that re-resolves to loopback after the check cannot slip through.
+        async with pool.acquire() as conn, pinned_session() as http:
+            target = await chat_sync.load_target(conn, connection_id=conn_id)
+            remote = ChatAgentClient(http, base_url=target.base_url, api_key=target.api_key)
+            with pytest.raises(PermanentRemoteError, match="refused"):
+                await chat_sync.run_sync(conn, target=target, remote=remote, options=_options(Sleeps()))
+    assert fake.requests == []
