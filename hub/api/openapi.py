@@ -85,6 +85,8 @@ def _parameters(op: Operation, schemas: dict[str, Any]) -> list[Any]:
         schema = op.query.model_json_schema(ref_template=REF)
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
+            if prop.get("default", 0) is None:  # "optional" is said by required=false; a null default is not a string
+                prop = {k: v for k, v in prop.items() if k != "default"}
             params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
         schemas.update(schema.get("$defs", {}))
     return params
