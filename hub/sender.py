@@ -70,8 +70,16 @@ class Sender:
         self._resolver = resolver
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called; a closed sender never opens a new connection pool."""
+        return self._closed
 
     def _client(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("webhook sender is closed")
         # Built lazily: a ClientSession must be created inside the running loop.
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
@@ -88,7 +96,8 @@ class Sender:
         return self._session
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool for good."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -35,7 +35,15 @@ from hub.services.outbox import DELIVER_JOB
 from hub.settings import Settings
 from workers.context import WorkerContext, deps
 
-__all__ = ["MAX_JOB_SECONDS", "close_sender", "deliver_webhooks", "lease_seconds", "run_deliveries", "sweep_deliveries"]
+__all__ = [
+    "MAX_JOB_SECONDS",
+    "close_sender",
+    "deliver_webhooks",
+    "lease_seconds",
+    "open_sender",
+    "run_deliveries",
+    "sweep_deliveries",
+]
 
 log = structlog.get_logger("hub.deliveries")
 
@@ -52,20 +60,23 @@ def lease_seconds(settings: Settings) -> float:
     return max(float(settings.delivery_lease_seconds), settings.webhook_timeout_seconds + 15.0)
 
 
-def _sender(ctx: dict[str, Any], settings: Settings) -> Sender:
-    sender: Sender | None = ctx.get(_SENDER_KEY)
-    if sender is None:
-        policy = TargetPolicy(
-            allow_loopback=settings.webhook_allow_loopback, allow_private=settings.webhook_allow_private
-        )
-        sender = Sender(timeout=settings.webhook_timeout_seconds, policy=policy)
-        ctx[_SENDER_KEY] = sender
-    return sender
+def _new_sender(settings: Settings) -> Sender:
+    policy = TargetPolicy(allow_loopback=settings.webhook_allow_loopback, allow_private=settings.webhook_allow_private)
+    return Sender(timeout=settings.webhook_timeout_seconds, policy=policy)
+
+
+def open_sender(ctx: dict[str, Any], settings: Settings) -> None:
+    """Create the worker's webhook HTTP client (call from the worker's start-up).
+
+    It must live in the worker's base ``ctx``: arq hands each job a shallow copy of it, so a client
+    created inside a job would be a new connection pool per job.
+    """
+    ctx[_SENDER_KEY] = _new_sender(settings)
 
 
 async def close_sender(ctx: dict[str, Any]) -> None:
     """Close the worker's webhook HTTP client (call from the worker's shutdown)."""
-    sender: Sender | None = ctx.pop(_SENDER_KEY, None)
+    sender: Sender | None = ctx.get(_SENDER_KEY)
     if sender is not None:
         await sender.close()
 
@@ -73,7 +84,14 @@ async def close_sender(ctx: dict[str, Any]) -> None:
 async def deliver_webhooks(ctx: dict[str, Any], delivery_ids: list[str]) -> int:
     """Send due deliveries, ``delivery_ids`` first; return how many attempts were made."""
     hub = deps(ctx)
-    return await run_deliveries(hub, _sender(ctx, hub.settings), delivery_ids)
+    sender: Sender | None = ctx.get(_SENDER_KEY)
+    if sender is not None:
+        return await run_deliveries(hub, sender, delivery_ids)
+    own = _new_sender(hub.settings)  # a worker built without open_sender(): one client for this job
+    try:
+        return await run_deliveries(hub, own, delivery_ids)
+    finally:
+        await own.close()
 
 
 async def run_deliveries(
@@ -81,6 +99,9 @@ async def run_deliveries(
 ) -> int:
     """The body of :func:`deliver_webhooks`, with the sender injected (tests pass their own)."""
     settings = hub.settings
+    if sender.closed:
+        # Shutdown has begun: claim nothing we could not send; the rows stay due for the sweeper.
+        return 0
     first_delay = float(settings.webhook_retry_schedule[0])
     wait = await first_attempt_wait(hub.pool, delivery_ids, first_delay=first_delay)
     if wait:
@@ -89,7 +110,7 @@ async def run_deliveries(
     deadline = time.monotonic() + max_seconds
     wanted = list(delivery_ids)
     attempts = 0
-    while True:
+    while not sender.closed:
         batch = await claim(
             hub.pool,
             wanted=wanted,
@@ -106,6 +127,7 @@ async def run_deliveries(
         if time.monotonic() > deadline:
             await _enqueue(hub, [], job_id=f"more:{uuid4().hex}")
             return attempts
+    return attempts
 
 
 async def _deliver_one(hub: WorkerContext, sender: Sender, item: Claimed) -> None:

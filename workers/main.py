@@ -71,6 +71,7 @@ def _startup(settings: Settings) -> Any:
             redis=ctx["redis"],
             http=aiohttp.ClientSession(auto_decompress=True),
         )
+        deliveries.open_sender(ctx, settings)
 
     return startup
 

@@ -78,9 +78,8 @@ class Receiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        addresses = self._runner.addresses
+        self._port = int(addresses[0][1])
         return self
 
     async def __aexit__(
@@ -111,10 +110,10 @@ class Receiver:
         """What arrived (at ``path``, or anywhere), oldest first."""
         return [r for r in self.received if path is None or r.path == path]
 
-    async def wait_for(self, count: int, path: str | None = None, *, timeout: float = 10.0) -> list[Received]:
-        """Wait until ``count`` requests arrived (at ``path``); fail after ``timeout`` seconds."""
-        async with self._arrived:
-            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.requests(path)) >= count), timeout)
+    async def wait_for(self, count: int, path: str | None = None, *, within: float = 10.0) -> list[Received]:
+        """Wait until ``count`` requests arrived (at ``path``); fail after ``within`` seconds."""
+        async with asyncio.timeout(within), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests(path)) >= count)
         return self.requests(path)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:

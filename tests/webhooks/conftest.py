@@ -57,10 +57,11 @@ async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[
     try:
         yield instance
     finally:
-        await instance.close()
+        # Stop the polling loop first, so no job starts after the shutdown hook closed the clients.
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+        await instance.close()
 
 
 async def create_webhook(client: Client, auth: dict[str, str], url: str, **fields: Any) -> dict[str, Any]:

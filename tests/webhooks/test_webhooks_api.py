@@ -27,11 +27,13 @@ async def test_create_returns_id_and_secret_and_secret_is_retrievable(client: Cl
     data = (await _json(response))["data"]
     assert data["id"].startswith("whk_")
     assert data["secret"].startswith("whsec_")
-    assert data["event_types"] == ["order.*"] and data["enabled"] is True
+    assert data["event_types"] == ["order.*"]
+    assert data["enabled"] is True
     assert data["url"] == URL
 
     shown = (await _json(await client.get(f"/api/v1/webhooks/{data['id']}", headers=auth)))["data"]
-    assert "secret" not in shown and shown["id"] == data["id"]
+    assert "secret" not in shown
+    assert shown["id"] == data["id"]
     secret = (await _json(await client.get(f"/api/v1/webhooks/{data['id']}/secret", headers=auth)))["data"]
     assert secret == {"secret": data["secret"], "previous_secret": None, "previous_secret_expires_at": None}
 
@@ -106,16 +108,21 @@ async def test_list_get_update_delete(client: Client, auth: dict[str, str]) -> N
 
     response = await client.put(f"/api/v1/webhooks/{first['id']}", json={"description": "renamed"}, headers=auth)
     updated = (await _json(response))["data"]
-    assert updated["description"] == "renamed" and updated["url"] == URL  # merge: url kept
+    assert updated["description"] == "renamed"
+    assert updated["url"] == URL
     assert updated["event_types"] == ["order.*"]
     response = await client.put(f"/api/v1/webhooks/{first['id']}", json={"url": "http://10.1.2.3/"}, headers=auth)
-    assert response.status == 422 and "url" in (await _json(response))["details"]
+    assert response.status == 422
+    assert "url" in (await _json(response))["details"]
     response = await client.put(f"/api/v1/webhooks/{first['id']}", json={"event_types": ["nope"]}, headers=auth)
-    assert response.status == 422 and "event_types.0" in (await _json(response))["details"]
+    assert response.status == 422
+    assert "event_types.0" in (await _json(response))["details"]
 
     response = await client.put(f"/api/v1/webhooks/{second['id']}", json={"enabled": True}, headers=auth)
     enabled = (await _json(response))["data"]
-    assert enabled["enabled"] is True and enabled["disabled_reason"] is None and enabled["disabled_at"] is None
+    assert enabled["enabled"] is True
+    assert enabled["disabled_reason"] is None
+    assert enabled["disabled_at"] is None
 
     response = await client.delete(f"/api/v1/webhooks/{first['id']}", headers=auth)
     assert response.status == 200
@@ -130,7 +137,8 @@ async def test_rotate_secret_keeps_the_old_one_during_the_overlap(
     response = await client.post(f"/api/v1/webhooks/{created['id']}/rotate-secret", headers=auth)
     assert response.status == 200
     rotated = (await _json(response))["data"]
-    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != created["secret"]
+    assert rotated["secret"].startswith("whsec_")
+    assert rotated["secret"] != created["secret"]
     assert rotated["previous_secret"] == created["secret"]
     assert rotated["previous_secret_expires_at"] is not None
     shown = (await _json(await client.get(f"/api/v1/webhooks/{created['id']}", headers=auth)))["data"]
@@ -142,7 +150,8 @@ async def test_rotate_secret_keeps_the_old_one_during_the_overlap(
     response = await client.post(
         f"/api/v1/webhooks/{created['id']}/rotate-secret", json={"secret": "whsec_short"}, headers=auth
     )
-    assert response.status == 422 and "secret" in (await _json(response))["details"]
+    assert response.status == 422
+    assert "secret" in (await _json(response))["details"]
 
 
 async def test_another_organizations_ids_are_404_on_every_route(
@@ -169,7 +178,8 @@ async def test_another_organizations_ids_are_404_on_every_route(
         assert response.status == 404, (method, path, response.status)
         assert (await _json(response))["success"] is False
     listed = await _json(await client.get("/api/v1/webhooks", headers=other))
-    assert listed["data"] == [] and listed["meta"]["total"] == 0
+    assert listed["data"] == []
+    assert listed["meta"]["total"] == 0
     # ...and nothing changed for the owner.
     assert (await client.get(f"/api/v1/webhooks/{wid}", headers=auth)).status == 200
     secret = (await _json(await client.get(f"/api/v1/webhooks/{wid}/secret", headers=auth)))["data"]
