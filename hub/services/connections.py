@@ -138,7 +138,8 @@ def mask(value: Any) -> str:
     text = str(value)
     if len(text) < 12:
         return "••••"
-    prefix = text[: text.rfind("_") + 1] if "_" in text[:10] else ""
+    # Only a short type prefix (``sk_live_``) is kept; an underscore deeper in is part of the key.
+    prefix = text[: text[:10].rfind("_") + 1]
     return f"{prefix}••••{text[-4:]}"
 
 
