@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.settings import asyncpg_dsn, sqlalchemy_url
 
-
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 """A connection from :func:`create_pool` (pooled proxy) or opened directly; both work everywhere."""
 
@@ -55,7 +54,7 @@ async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec("json", encoder=dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> "asyncpg.Pool[asyncpg.Record]":
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool[asyncpg.Record]:
     """A raw asyncpg pool with JSON codecs, for the hot paths."""
     pool = await asyncpg.create_pool(
         asyncpg_dsn(url), min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60

@@ -211,7 +211,7 @@ async def worker(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[An
             await task
 
 
-async def eventually(check: Any, *, timeout: float = 10.0, interval: float = 0.05) -> Any:
+async def eventually(check: Any, *, timeout: float = 10.0, interval: float = 0.05) -> Any:  # noqa: ASYNC109
     """Await ``check()`` until it returns a truthy value (or fail after ``timeout`` seconds)."""
     import asyncio
     import time

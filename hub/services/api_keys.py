@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 from sqlalchemy import select, update
-from sqlmodel import col
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from hub.ids import new_id
 from hub.keys import Principal

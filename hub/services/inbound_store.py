@@ -104,7 +104,7 @@ class GroupCommitter:
 
     def __init__(
         self,
-        pool: "asyncpg.Pool[asyncpg.Record]",
+        pool: asyncpg.Pool[asyncpg.Record],
         *,
         on_committed: Callable[[list[str]], Awaitable[None]] | None = None,
         max_group: int = MAX_GROUP,
