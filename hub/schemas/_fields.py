@@ -115,5 +115,5 @@ CreatedBy = Annotated[
 Source = Annotated[str, BeforeValidator(_source), WithJsonSchema({"type": "string", "examples": ["manual", "salla"]})]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=5000)]
-Phone = Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=40)]
+Phone = Annotated[Annotated[str, Field(max_length=40)] | None, BeforeValidator(_blank_is_none)]
 Email = Annotated[EmailStr | None, BeforeValidator(_blank_is_none)]

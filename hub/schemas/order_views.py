@@ -71,7 +71,7 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-_CSV = {"type": "string", "description": "one value or several, comma-separated"}
+_CSV = {"type": ["string", "null"], "description": "one value or several, comma-separated"}
 Statuses = Annotated[
     tuple[str, ...] | None,
     BeforeValidator(_listed((*STATUSES, *STATUS_ALIASES), canonical=canonical_status)),
@@ -87,7 +87,11 @@ Sources = Annotated[
     BeforeValidator(_sources),
     WithJsonSchema(_CSV),
 ]
-Bound = Annotated[str | None, BeforeValidator(_timestamp), WithJsonSchema({"type": "string", "format": "date-time"})]
+Bound = Annotated[
+    str | None,
+    BeforeValidator(_timestamp),
+    WithJsonSchema({"type": ["string", "null"], "description": "YYYY-MM-DD or an ISO 8601 timestamp"}),
+]
 Word = Annotated[str | None, BeforeValidator(_text), Field(max_length=200)]
 
 

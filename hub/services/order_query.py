@@ -126,7 +126,9 @@ async def list_orders(
     if not has_next and (page or offset == 0):
         return OrderPage(page, offset + len(page), True, False)  # the last page tells the total for free
     total, exact = await count_orders(conn, where=where, args=args, exact=exact_count)
-    return OrderPage(page, max(total, offset + len(page) + int(has_next)), exact, has_next)
+    if page and not exact:
+        total = max(total, offset + len(page) + int(has_next))  # an estimate never contradicts the page
+    return OrderPage(page, total, exact, has_next)
 
 
 async def count_orders(conn: Conn, *, where: str, args: list[Any], exact: bool) -> tuple[int, bool]:
