@@ -57,11 +57,23 @@ async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[
     try:
         yield instance
     finally:
-        # Stop the polling loop first, so no job starts after the shutdown hook closed the clients.
+        # Stop the polling loop first, so no job starts after the shutdown hook closed the clients;
+        # then let jobs in flight finish: arq's close() cancels them, and a job cancelled mid-way
+        # makes close() raise before its shutdown hook runs.
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+        running = [t for t in instance.tasks.values() if not t.done()]
+        if running:
+            await asyncio.wait(running, timeout=10)
         await instance.close()
+
+
+@pytest.fixture
+async def worker(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[Any]:
+    """The shared worker fixture, with the graceful stop of :func:`running_worker`."""
+    async with running_worker(settings) as instance:
+        yield instance
 
 
 async def create_webhook(client: Client, auth: dict[str, str], url: str, **fields: Any) -> dict[str, Any]:
