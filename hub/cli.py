@@ -237,13 +237,16 @@ def worker(data_dir: DataDir = None) -> None:
     """Run an arq worker (ingestion, deliveries, sweeper)."""
     settings = _settings(data_dir)
     _configure_logs(settings)
+    with attached(settings) as ready:
+        _run(_worker(ready))
+
+
+async def _worker(settings: Settings) -> None:
     from workers.main import create_worker
 
-    with attached(settings) as ready:
-        _run(_worker(create_worker(ready, handle_signals=False)))
-
-
-async def _worker(w: Any) -> None:
+    # arq binds a Worker to the event loop current when it is built and starts jobs on that loop,
+    # so it must be built inside the running loop, or every job waits forever on a loop never run.
+    w = create_worker(settings, handle_signals=False)
     task = asyncio.create_task(w.main(), name="worker")
     await _wait_for_signal(task)
     await w.close()
