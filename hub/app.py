@@ -15,9 +15,12 @@ from aiohttp import web
 from hub import db, queue
 from hub.api import connections, contacts, health, hooks, inbound_events, openapi, orders, products
 from hub.api import deliveries as deliveries_api
+from hub.api import metrics as metrics_api
+from hub.api import ops as ops_api
 from hub.api import webhooks as webhooks_api
 from hub.api._router import Router
-from hub.keys import ENGINE, HTTP, INBOUND, LIMITER, PG_POOL, REDIS, SESSIONS, SETTINGS
+from hub.keys import ENGINE, HTTP, HTTP_METRICS, INBOUND, LIMITER, PG_POOL, REDIS, SESSIONS, SETTINGS
+from hub.metrics import HttpMetrics
 from hub.middleware import _MAX_BODY, auth_middleware, error_middleware, rate_limit_middleware
 from hub.ratelimit import Limiter
 from hub.services.inbound_store import GroupCommitter
@@ -41,6 +44,8 @@ def routers() -> list[Router]:
         inbound_events.router,
         webhooks_api.router,
         deliveries_api.router,
+        ops_api.router,
+        metrics_api.router,
     ]
 
 
@@ -86,10 +91,11 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, overrides: dict[web.AppKey[Any], Any] | None = None) -> web.Application:
     """Build the hub's web application for ``settings``; ``overrides`` replaces app resources (tests)."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware, rate_limit_middleware],
+        middlewares=[metrics_api.http_metrics_middleware, error_middleware, auth_middleware, rate_limit_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[HTTP_METRICS] = HttpMetrics()
     app[LIMITER] = Limiter.from_settings(settings)
     app[_MAX_BODY] = settings.max_body_bytes
     for key, value in (overrides or {}).items():

@@ -9,6 +9,7 @@ from aiohttp import ClientSession, web
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hub.metrics import HttpMetrics
 from hub.ratelimit import Limiter
 from hub.services.inbound_store import GroupCommitter
 from hub.settings import Settings
@@ -31,5 +32,6 @@ REDIS = web.AppKey("redis", ArqRedis)
 HTTP = web.AppKey("http", ClientSession)
 INBOUND = web.AppKey("inbound", GroupCommitter)
 LIMITER = web.AppKey("limiter", Limiter)
+HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
