@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hub import cli_status
 from hub.cli_sync import sync_app
 from hub.settings import Settings
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(pretty_exceptions_enable=False, help="Create, list and revoke API keys.")
 app.add_typer(keys_app, name="keys")
+app.command("status")(cli_status.status)
 app.add_typer(sync_app, name="sync")
 console = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
