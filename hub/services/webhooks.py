@@ -24,6 +24,7 @@ from hub import signing
 from hub.errors import Conflict, NotFound, ValidationFailed
 from hub.ids import new_id
 from hub.models import Delivery, OrderEvent, WebhookEndpoint
+from hub.services.delivery_samples import SAMPLE_ORDER_ID, TEST_EVENT_TYPE, sample_order
 from hub.services.delivery_targets import TargetPolicy, check_url
 from hub.services.outbox import envelope
 from hub.ssrf import Resolver, UnsafeUrlError, validate_url
@@ -48,9 +49,6 @@ __all__ = [
     "update_webhook",
     "webhook_out",
 ]
-
-#: The type of ``POST /webhooks/{id}/test`` events: never a real order event, so no receiver acts on it.
-TEST_EVENT_TYPE = "webhook.test"
 
 
 def _url(value: str) -> str:
@@ -329,43 +327,6 @@ async def rotate_secret(
     return await get_secret(session, organization_id=organization_id, webhook_id=webhook_id)
 
 
-def _sample_order(organization_id: str, now: datetime) -> dict[str, Any]:
-    """An order-shaped sample, so a receiver's parser can be exercised without a real order."""
-    at = now.isoformat().replace("+00:00", "Z")
-    return {
-        "id": "ord_test",
-        "organization_id": organization_id,
-        "source": "test",
-        "external_id": None,
-        "reference": "TEST-1",
-        "created_by": "api",
-        "contact_id": None,
-        "customer_name": "Test Customer",
-        "customer_email": "test@example.com",
-        "customer_phone": "+966500000000",
-        "shipping_address": "Test address",
-        "products": [
-            {"product_id": None, "sku": "TEST-1", "name": "Test product", "quantity": 1, "price": 100, "total": 100}
-        ],
-        "subtotal": 100,
-        "discount": 0,
-        "tax": 15,
-        "delivery_fee": 0,
-        "total_amount": 115,
-        "currency": "SAR",
-        "status": "pending",
-        "payment_status": "pending",
-        "fulfillment_status": "unfulfilled",
-        "notes": "This is a test event sent from Orderhub.",
-        "cancellation_reason": None,
-        "status_history": [{"status": "pending", "at": at, "by": "test"}],
-        "source_updated_at": None,
-        "created": at,
-        "updated": at,
-        "is_duplicate": False,
-    }
-
-
 async def send_test_event(session: AsyncSession, *, organization_id: str, webhook_id: str) -> Delivery:
     """Write a ``webhook.test`` event and a delivery to this endpoint only (the caller wakes the worker).
 
@@ -381,10 +342,10 @@ async def send_test_event(session: AsyncSession, *, organization_id: str, webhoo
         OrderEvent(
             id=event_id,
             organization_id=organization_id,
-            order_id="ord_test",
+            order_id=SAMPLE_ORDER_ID,
             type=TEST_EVENT_TYPE,
             source="test",
-            payload=envelope(event_id, TEST_EVENT_TYPE, now, _sample_order(organization_id, now)),
+            payload=envelope(event_id, TEST_EVENT_TYPE, now, sample_order(organization_id, now)),
             created=now,
         )
     )
