@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Embedded data folder (default .hub, or HUB_DATA_DIR).")
 ]
+#: Endpoints shown (worst first); the rest are summed up in a caption.
+ENDPOINT_ROWS = 15
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the summary as JSON (the page's /ops/api/summary data).")]
 
 
@@ -123,7 +125,7 @@ def _endpoints(s: Summary) -> Table:
     table = Table(title="Endpoints (last hour)", title_justify="left")
     for column in ("endpoint", "success", "p50", "p95", "attempts", "failed", "state"):
         table.add_column(column, justify="right" if column not in ("endpoint", "state") else "left")
-    for e in s.endpoints:
+    for e in s.endpoints[:ENDPOINT_ROWS]:
         state = Text("enabled", style="green")
         if not e.enabled:
             state = Text(f"disabled: {e.disabled_reason or 'no reason recorded'}", style="bold red")
@@ -139,6 +141,8 @@ def _endpoints(s: Summary) -> Table:
             str(e.failed),
             state,
         )
+    if len(s.endpoints) > ENDPOINT_ROWS:
+        table.caption = f"… and {len(s.endpoints) - ENDPOINT_ROWS} more, healthier ones (--json lists them all)"
     return table
 
 
@@ -149,7 +153,9 @@ def _failures(s: Summary) -> Table:
     for i in s.failed_inbound:
         table.add_row("inbound", i.id, _when(i.processed_at or i.received_at), i.source, Text(i.error or "", "red"))
     for d in s.failed_deliveries:
-        error = " · ".join(x for x in (str(d.last_status_code or ""), d.last_error or "") if x)
+        error = d.last_error or ""
+        if d.last_status_code and str(d.last_status_code) not in error:
+            error = " · ".join(x for x in (f"HTTP {d.last_status_code}", error) if x)
         table.add_row("delivery", d.id, _when(d.updated), d.endpoint_url, Text(error, "red"))
     return table
 

@@ -4,9 +4,10 @@
 
 (() => {
   const REFRESH_MS = 2000;
+  const ENDPOINT_ROWS = 12;
   const SUMMARY_URL = "/ops/api/summary";
   const HEADERS = { Accept: "application/json", "X-Ops-Request": "1" };
-  const state = { timer: null, failures: { inbound: "", deliveries: "" }, lastOk: 0 };
+  const state = { timer: null, failures: { inbound: "", deliveries: "" }, lastOk: 0, allEndpoints: false };
 
   // ---- small helpers -----------------------------------------------------------------------------
   function el(tag, props, ...children) {
@@ -125,12 +126,20 @@
     }));
   }
 
-  function renderEndpoints(rows) {
+  function renderEndpoints(all) {
     const body = document.querySelector("#endpoints tbody");
-    if (!rows.length) {
+    if (!all.length) {
       body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "empty" }, "No endpoint activity in the last hour")));
       return;
     }
+    // Worst first (the server sorts); the healthy tail stays folded unless asked for.
+    const rows = state.allEndpoints ? all : all.slice(0, ENDPOINT_ROWS);
+    const more = all.length - rows.length;
+    const toggle = all.length > ENDPOINT_ROWS
+      ? el("tr", { class: "more" }, el("td", { colspan: 7 }, el("button", { type: "button", class: "link",
+        onclick: () => { state.allEndpoints = !state.allEndpoints; renderEndpoints(all); } },
+        more ? `Show ${more} more` : "Show fewer")))
+      : null;
     body.replaceChildren(...rows.map((e) => {
       const tone = e.success_rate === null ? "" : e.success_rate < 0.9 ? "bad" : e.success_rate < 0.99 ? "warn" : "ok";
       let stateText = "enabled";
@@ -146,7 +155,7 @@
         cell(int(e.attempts_1h), "num"),
         cell(int(e.failed), `num ${e.failed ? "warn" : ""}`),
         cell(stateText, `state ${stateTone}`, e.disabled_at ? `disabled ${ago(e.disabled_at)}` : undefined));
-    }));
+    }), ...(toggle ? [toggle] : []));
   }
 
   // ---- failures with retry buttons ---------------------------------------------------------------
