@@ -270,18 +270,23 @@ def _order(source: str, external_id: str, i: int) -> dict[str, Any]:
     }
 
 
-async def _post_hook(
-    http: aiohttp.ClientSession, url: str, secret: str, msg_id: str, order: dict[str, Any], result: Round
-) -> None:
+def webhook_body(msg_id: str, order: dict[str, Any]) -> bytes:
+    """An ``order.created`` event in the generic format (the hub's own envelope)."""
     envelope = {
         "id": msg_id,
         "type": "order.created",
         "created": datetime.now(UTC).isoformat(),
         "data": {"order": order},
     }
-    body = json.dumps(envelope, separators=(",", ":")).encode()
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+async def _post_hook(
+    http: aiohttp.ClientSession, url: str, secret: str, msg_id: str, order: dict[str, Any], result: Round
+) -> None:
+    body = webhook_body(msg_id, order)
     for attempt in range(6):
-        # signed per attempt: the timestamp must be fresh, the webhook-id stays (the hub dedupes on it)
+        # the same body and webhook-id on every attempt (the hub dedupes on it), signed with a fresh timestamp
         sent = signed_headers(msg_id=msg_id, timestamp=int(time.time()), body=body, secrets=[secret])
         try:
             async with http.post(url, data=body, headers=sent) as response:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
+import importlib.util
 import json
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -317,3 +319,46 @@ def test_prometheus_config_passes_promtool() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---- the scale-out script --------------------------------------------------------------------------
+
+
+def _scale_out() -> Any:
+    spec = importlib.util.spec_from_file_location("scale_out", DEPLOY / "scale_out.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["scale_out"] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scale_out_sends_what_the_generic_connector_accepts() -> None:
+    from connectors import get_connector
+    from connectors.base import RawRequest
+    from hub.signing import headers, new_secret
+
+    scale_out = _scale_out()
+    secret = new_secret()
+    body = scale_out.webhook_body("msg_x", scale_out._order("soabcw2", "abc-w2-000007", 7))
+    sent = headers(msg_id="msg_x", timestamp=int(time.time()), body=body, secrets=[secret])
+    connector = get_connector("generic")
+    assert connector is not None
+    request = RawRequest(body=body, headers=sent)
+    connector.verify(request, secret)
+    (event,) = connector.parse(request)
+    assert event.order is not None
+    assert (event.order.source, event.order.external_id) == ("soabcw2", "abc-w2-000007")
+
+
+def test_scale_out_is_bounded() -> None:
+    scale_out = _scale_out()
+    args = scale_out.parse_args([])
+    assert args.workers == [1, 2, 4]
+    assert args.apis == 2
+    with pytest.raises(SystemExit):
+        scale_out.parse_args(["--events", str(scale_out.MAX_EVENTS + 1)])
+    with pytest.raises(SystemExit):
+        scale_out.parse_args(["--workers", "0,2"])
+    assert scale_out.LOOPBACK == "127.0.0.1"
