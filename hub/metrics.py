@@ -200,10 +200,13 @@ def cluster_families(snap: MetricsSnapshot) -> Iterator[Metric]:
         "hub_endpoints_disabled", "Webhook endpoints disabled (automatically or by hand).", live.endpoints_disabled
     )
 
+    counters = totals.counters
     ingest = CounterMetricFamily(
-        "hub_ingest_events", "Inbound events stored, by source and current status.", labels=["source", "status"]
+        "hub_ingest_events",
+        "Inbound events: status=received counts every stored event, processed/failed/ignored the outcomes.",
+        labels=["source", "status"],
     )
-    for source, statuses in sorted(totals.ingest.items()):
+    for source, statuses in sorted(counters.ingest.items()):
         for status, count in sorted(statuses.items()):
             ingest.add_metric([source, status], count)
     yield ingest
@@ -218,9 +221,13 @@ def cluster_families(snap: MetricsSnapshot) -> Iterator[Metric]:
             rejects.add_metric([source, reason], lifetime)
     yield rejects
 
-    deliveries = CounterMetricFamily("hub_deliveries", "Deliveries by current status.", labels=["status"])
-    for status, count in sorted(totals.deliveries.items()):
-        deliveries.add_metric([status], count)
+    deliveries = CounterMetricFamily(
+        "hub_deliveries",
+        "Deliveries: status=created counts every delivery made, succeeded/failed the outcomes.",
+        labels=["status"],
+    )
+    for status in ("created", "succeeded", "failed"):
+        deliveries.add_metric([status], counters.deliveries.get(status, 0))
     yield deliveries
 
     attempts = CounterMetricFamily(
@@ -270,7 +277,7 @@ def cluster_families(snap: MetricsSnapshot) -> Iterator[Metric]:
         "Work items per second over the last refresh interval (see hub_jobs_total).",
         totals.jobs_per_second or 0.0,
     )
-    yield CounterMetricFamily("hub_orders", "Orders stored (estimate above 100k rows).", value=totals.orders)
+    yield CounterMetricFamily("hub_orders", "Orders stored (planner estimate above 100k rows).", value=counters.orders)
     yield _gauge(
         "hub_stats_age_seconds",
         "Age of the cached lifetime counts in this scrape (they refresh at most every few seconds).",

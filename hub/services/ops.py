@@ -169,7 +169,7 @@ async def _failed_inbound(conn: Conn) -> list[FailedInbound]:
     rows = await conn.fetch(
         "SELECT id, organization_id, connection_id, source, topic, error, attempts, received_at, processed_at, "
         "octet_length(body) AS size, substring(body from 1 for $2) AS head FROM inbound_events "
-        "WHERE status = 'failed' ORDER BY processed_at DESC NULLS LAST, id DESC LIMIT $1",
+        "WHERE status = 'failed' ORDER BY processed_at DESC, id DESC LIMIT $1",
         LATEST_FAILURES,
         BODY_PREVIEW_CHARS * 4,
     )

@@ -11,26 +11,29 @@ moment ``before``, five minutes in the past when it is taken:
 History plus tail is every row, so the counts are exact except for one thing: a status change of
 a row older than ``before`` (a failed delivery retried the next day) shows up when the history is
 next recounted, at most five minutes later. A flushed Redis only costs one recount.
+
+:func:`observe` turns counts of rows *in* a status into counters that never decrease (see there).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, cast
 
 import asyncpg
 from arq.connections import ArqRedis
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from hub.db import Conn
 from hub.metrics import LATENCY_BUCKETS_SECONDS
 
-__all__ = ["HISTORY_LAG_SECONDS", "HISTORY_MAX_AGE_SECONDS", "Counts", "History", "lifetime"]
+__all__ = ["HISTORY_LAG_SECONDS", "HISTORY_MAX_AGE_SECONDS", "Counters", "Counts", "History", "lifetime", "observe"]
 
 HISTORY_LAG_SECONDS = 300
 HISTORY_MAX_AGE_SECONDS = 300
-_HISTORY_KEY = "hub:ops:history"
+_HISTORY_KEY = "hub:ops:history:v1"
 _BUCKETS = ", ".join(
     f"count(*) FILTER (WHERE a.latency_ms <= {bound * 1000:g}) AS le{i}"
     for i, bound in enumerate(LATENCY_BUCKETS_SECONDS)
@@ -119,7 +122,10 @@ async def count(conn: Conn, *, op: Op, at: datetime) -> Counts:
 async def history(pool: asyncpg.Pool, redis: ArqRedis, *, max_age: float = HISTORY_MAX_AGE_SECONDS) -> History:
     """The cached history, recounted when older than ``max_age`` seconds (0: now)."""
     raw = await redis.get(_HISTORY_KEY)
-    cached = History.model_validate_json(raw) if raw else None
+    try:
+        cached = History.model_validate_json(raw) if raw else None
+    except ValidationError:  # written by another version of the hub: recount
+        cached = None
     if cached is not None and time.time() - cached.computed_at < max_age:
         return cached
     async with pool.acquire() as conn:
@@ -135,3 +141,82 @@ async def lifetime(pool: asyncpg.Pool, redis: ArqRedis, *, history_max_age: floa
     async with pool.acquire() as conn:
         tail = await count(conn, op=">=", at=past.before)
     return past.counts.plus(tail)
+
+
+# ---- counters that never go down ---------------------------------------------------------------------
+
+
+class Counters(BaseModel):
+    """Prometheus counters derived from row counts, made monotonic by :func:`observe`.
+
+    ``ingest[source]["received"]`` counts every stored event; ``processed``/``failed``/``ignored``
+    count events reaching that outcome. ``deliveries`` has ``created``, ``succeeded`` and ``failed``.
+    """
+
+    ingest: dict[str, dict[str, int]] = Field(default_factory=dict)
+    deliveries: dict[str, int] = Field(default_factory=dict)
+    orders: int = 0
+
+
+_STATE_KEY = "hub:ops:counters:seen"
+_EMITTED_KEY = "hub:ops:counters"
+# Counts of rows *in* a status go down when a row leaves it (a failed delivery retried), and
+# Prometheus reads any decrease as a counter reset (a spike the size of the whole counter). So the
+# emitted counter only ever adds the increases seen between refreshes: "deliveries that reached
+# failed", not "deliveries failed now". Refreshes older than the last applied one are ignored, so
+# two processes refreshing at once cannot count a rise twice.
+_OBSERVE_LUA = """
+local at = tonumber(ARGV[1])
+local last = tonumber(redis.call('HGET', KEYS[1], '@at') or '-1')
+local apply = at > last
+if apply then redis.call('HSET', KEYS[1], '@at', ARGV[1]) end
+local out = {}
+for i = 2, #ARGV, 2 do
+  local field, now = ARGV[i], tonumber(ARGV[i + 1])
+  if apply then
+    local before = redis.call('HGET', KEYS[1], field)
+    if not before then
+      redis.call('HSET', KEYS[2], field, now)
+    elseif now > tonumber(before) then
+      redis.call('HINCRBY', KEYS[2], field, now - tonumber(before))
+    end
+    redis.call('HSET', KEYS[1], field, now)
+  end
+  out[#out + 1] = redis.call('HGET', KEYS[2], field) or now
+end
+return out
+"""
+
+
+def _current(counts: Counts, orders: int) -> dict[str, int]:
+    fields: dict[str, int] = {"orders": orders}
+    for source, by in counts.ingest.items():
+        fields[f"ingest|{source}|received"] = sum(by.values())
+        for status in ("processed", "failed", "ignored"):
+            fields[f"ingest|{source}|{status}"] = by.get(status, 0)
+    fields["deliveries|created"] = sum(counts.deliveries.values())
+    for status in ("succeeded", "failed"):
+        fields[f"deliveries|{status}"] = counts.deliveries.get(status, 0)
+    return fields
+
+
+async def observe(redis: ArqRedis, counts: Counts, *, orders: int, at: float) -> Counters:
+    """Feed the current counts (as of ``at``) into the cluster's monotonic counters; return them."""
+    fields = _current(counts, orders)
+    args = [repr(at)]
+    for name, value in fields.items():
+        args.extend((name, str(value)))
+    reply = redis.eval(_OBSERVE_LUA, 2, _STATE_KEY, _EMITTED_KEY, *args)
+    values: list[Any] = await cast("Awaitable[list[Any]]", reply)
+    result = Counters()
+    for name, raw in zip(fields, values, strict=True):
+        value = int(raw)
+        kind, _, rest = name.partition("|")
+        if kind == "orders":
+            result.orders = value
+        elif kind == "deliveries":
+            result.deliveries[rest] = value
+        else:
+            source, _, status = rest.rpartition("|")
+            result.ingest.setdefault(source, {})[status] = value
+    return result

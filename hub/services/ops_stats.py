@@ -19,10 +19,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import asyncpg
 from arq.connections import ArqRedis
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from hub import queue
 from hub.db import Conn
@@ -51,7 +52,8 @@ CHART_MINUTES = 60
 IN_PROGRESS_PREFIX = "arq:in-progress:"
 #: Above this many rows ``hub_orders_total`` reads the planner's estimate instead of counting.
 EXACT_COUNT_LIMIT = 100_000
-_CACHE_KEY = "hub:ops:aggregates"
+M = TypeVar("M", bound=BaseModel)
+_CACHE_KEY = "hub:ops:aggregates:v1"
 _REFRESH_KEY = "hub:ops:aggregates:refresh"
 
 
@@ -82,18 +84,22 @@ class Live(BaseModel):
 
 
 class Totals(BaseModel):
-    """Lifetime counts (counters in ``/metrics``)."""
+    """Lifetime figures: current counts for the page, monotonic ``counters`` for ``/metrics``."""
 
     computed_at: float
+    #: Stored inbound events by source and *current* status.
     ingest: dict[str, dict[str, int]]
+    #: Deliveries by *current* status (pending, succeeded, failed).
     deliveries: dict[str, int]
-    #: ``{endpoint_id: (succeeded, failed)}`` attempts, from ``deliveries.attempt_count``.
+    #: ``{endpoint_id: (succeeded, failed)}`` attempts (rows of ``delivery_attempts``).
     attempts: dict[str, tuple[int, int]]
     #: Cumulative ``(upper bound in seconds, attempts at or under it)``; ``latency_count`` is ``+Inf``.
     latency_buckets: list[tuple[float, int]]
     latency_count: int
     latency_sum_seconds: float
     orders: int
+    counters: ops_counts.Counters
+    #: Inbound events that reached an outcome, and delivery attempts (both only ever grow).
     jobs_ingest: int
     jobs_delivery: int
     jobs_per_second: float | None
@@ -239,9 +245,12 @@ async def _orders(conn: Conn) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM orders"))
 
 
-async def _totals(conn: Conn, counts: ops_counts.Counts, previous: Totals | None) -> Totals:
+async def _totals(conn: Conn, redis: ArqRedis, counts: ops_counts.Counts, previous: Totals | None) -> Totals:
     now = time.time()
-    jobs_ingest = sum(n for by in counts.ingest.values() for status, n in by.items() if status != "received")
+    orders = await _orders(conn)
+    counters = await ops_counts.observe(redis, counts, orders=orders, at=now)
+    outcomes = ("processed", "failed", "ignored")
+    jobs_ingest = sum(by.get(status, 0) for by in counters.ingest.values() for status in outcomes)
     jobs_delivery = sum(ok + failed for ok, failed in counts.attempts.values())
     rate = None
     if previous is not None and 0 < now - previous.computed_at <= 300:
@@ -255,7 +264,8 @@ async def _totals(conn: Conn, counts: ops_counts.Counts, previous: Totals | None
         latency_buckets=list(zip(LATENCY_BUCKETS_SECONDS, counts.latency_le, strict=True)),
         latency_count=counts.latency_count,
         latency_sum_seconds=counts.latency_sum_ms / 1000,
-        orders=await _orders(conn),
+        orders=orders,
+        counters=counters,
         jobs_ingest=jobs_ingest,
         jobs_delivery=jobs_delivery,
         jobs_per_second=rate,
@@ -336,11 +346,21 @@ async def compute_aggregates(
     counts = await ops_counts.lifetime(pool, redis, history_max_age=history_max_age)
     async with pool.acquire() as conn:
         return Aggregates(
-            totals=await _totals(conn, counts, previous),
+            totals=await _totals(conn, redis, counts, previous),
             sources=await _sources(conn),
             endpoints=await _endpoints(conn),
             charts=await _charts(conn),
         )
+
+
+def _parse(model: type[M], raw: bytes | None) -> M | None:
+    """A cached copy, or None when there is none or it was written by another version of the hub."""
+    if not raw:
+        return None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError:
+        return None
 
 
 async def aggregates(pool: asyncpg.Pool, redis: ArqRedis, *, max_age: float = AGGREGATES_MAX_AGE_SECONDS) -> Aggregates:
@@ -348,8 +368,7 @@ async def aggregates(pool: asyncpg.Pool, redis: ArqRedis, *, max_age: float = AG
 
     ``max_age=0`` recomputes everything now, the counted history included (tests, ``hub status``).
     """
-    raw = await redis.get(_CACHE_KEY)
-    cached = Aggregates.model_validate_json(raw) if raw else None
+    cached = _parse(Aggregates, await redis.get(_CACHE_KEY))
     if cached is not None and time.time() - cached.totals.computed_at < max_age:
         return cached
     # Someone else is refreshing (or just did): serve what we have rather than pile on.
