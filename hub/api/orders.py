@@ -37,7 +37,7 @@ from hub.schemas.orders import (
     OrderUpdate,
     StatusChange,
 )
-from hub.services import order_bulk, order_changes, order_export, order_idempotency, order_query, orders
+from hub.services import order_bulk, order_changes, order_export, order_idempotency, order_list, orders
 from hub.services.order_create import create_order as create_one
 from hub.services.outbox import wake_deliveries
 
@@ -120,7 +120,7 @@ async def list_orders(request: web.Request) -> web.Response:
     query = parse_model(OrderQuery, dict(request.query))
     page = page_of(request.query)
     async with request.app[PG_POOL].acquire() as conn:
-        result = await order_query.list_orders(
+        result = await order_list.list_orders(
             conn,
             organization_id=_org(request),
             filters=query.filters(),

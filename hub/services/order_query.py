@@ -7,8 +7,8 @@ which makes the order total (pages never overlap or skip) and lets Postgres walk
 
 Counting every match is the slow part of a page at a million orders, so ``total`` is exact up to
 :data:`COUNT_CAP` matches (an index-only scan that stops there) and the planner's estimate beyond it
-(``meta.total_exact`` false); ``count=exact`` forces a full count. ``has_next`` is always exact: one
-row more than the page is fetched.
+(``meta.total_exact`` false); ``count=exact`` forces a full count. Pages are read by
+``hub.services.order_list``.
 """
 
 from __future__ import annotations
@@ -21,9 +21,14 @@ import orjson
 from connectors.base import to_e164
 from hub.db import Conn
 from hub.schemas.order_views import OrderFilters
-from hub.services import orders
 
 COUNT_CAP = 10_000
+#: The text ``search`` matches, as one expression so one trigram index serves it (migration 0002);
+#: chr(31) between the fields keeps a term from matching across two of them.
+SEARCH_TEXT = (
+    "(coalesce(customer_name, '') || chr(31) || coalesce(customer_email, '') || chr(31) || "
+    "coalesce(customer_phone, '') || chr(31) || coalesce(external_id, ''))"
+)
 _SORTS: dict[str, tuple[str, ...]] = {
     "created": ("created", "id"),
     "updated": ("updated", "id"),
@@ -78,15 +83,20 @@ def where_clause(organization_id: str, filters: OrderFilters, *, phone_region: s
     if filters.created_before:
         parts.append(f"created < {param(filters.created_before)}")
     if filters.search:
-        like = param(_like(filters.search))
-        alternatives = [
-            f"{c} ILIKE {like}" for c in ("customer_name", "customer_email", "customer_phone", "external_id")
-        ]
-        phone = to_e164(filters.search, default_region=phone_region)
-        if phone and phone.startswith("+") and phone != filters.search:
-            alternatives.append(f"customer_phone = {param(phone)}")  # "0501234567" finds "+966501234567"
-        parts.append("(" + " OR ".join(alternatives) + ")")
+        parts.append(search_clause(filters.search, args, phone_region=phone_region))
     return " AND ".join(parts), args
+
+
+def search_clause(search: str, args: list[Any], *, phone_region: str = "SA") -> str:
+    """The ``search`` predicate (its parameters appended to ``args``): a substring of name, email,
+    phone or external id, case-insensitive; a local phone number also finds its E.164 form."""
+    args.append(_like(search))
+    alternatives = [f"{SEARCH_TEXT} ILIKE ${len(args)}"]
+    phone = to_e164(search, default_region=phone_region)
+    if phone and phone.startswith("+") and phone != search:
+        args.append(_like(phone))  # "0501234567" also finds the stored "+966501234567"
+        alternatives.append(f"{SEARCH_TEXT} ILIKE ${len(args)}")
+    return "(" + " OR ".join(alternatives) + ")"
 
 
 def order_by(sort: str) -> str:
@@ -100,35 +110,6 @@ def select_sql(organization_id: str, filters: OrderFilters, *, phone_region: str
     """The full ``SELECT *`` for the filters in their sort order (used by the export cursor)."""
     where, args = where_clause(organization_id, filters, phone_region=phone_region)
     return f"SELECT * FROM orders WHERE {where} ORDER BY {order_by(filters.sort)}", args
-
-
-async def list_orders(
-    conn: Conn,
-    *,
-    organization_id: str,
-    filters: OrderFilters,
-    offset: int,
-    limit: int,
-    exact_count: bool = False,
-    phone_region: str = "SA",
-) -> OrderPage:
-    """One page of public orders with the total (see the module docstring on counting)."""
-    where, args = where_clause(organization_id, filters, phone_region=phone_region)
-    n = len(args)
-    rows = await conn.fetch(
-        f"SELECT * FROM orders WHERE {where} ORDER BY {order_by(filters.sort)} LIMIT ${n + 1} OFFSET ${n + 2}",
-        *args,
-        limit + 1,
-        offset,
-    )
-    has_next = len(rows) > limit
-    page = [orders.public(dict(row)) for row in rows[:limit]]
-    if not has_next and (page or offset == 0):
-        return OrderPage(page, offset + len(page), True, False)  # the last page tells the total for free
-    total, exact = await count_orders(conn, where=where, args=args, exact=exact_count)
-    if page and not exact:
-        total = max(total, offset + len(page) + int(has_next))  # an estimate never contradicts the page
-    return OrderPage(page, total, exact, has_next)
 
 
 async def count_orders(conn: Conn, *, where: str, args: list[Any], exact: bool) -> tuple[int, bool]:

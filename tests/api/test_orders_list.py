@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
+import pytest
 
+from hub.services import order_list, order_query
 from hub.settings import Settings
 from tests.api.order_helpers import Client, call, make_contact, make_order
 from tests.conftest import make_key
@@ -164,3 +167,47 @@ async def test_deleted_orders_leave_lists(client: Client, auth: dict[str, str]) 
     await call(client, "DELETE", "/api/v1/orders/bulk", auth, 200, json={"ids": [gone["id"]]})
     assert await _ids(client, auth, "") == [keep["id"]]
     assert (datetime.now(UTC) - timedelta(minutes=1)).year >= 2024
+
+
+async def test_search_plans_agree_with_a_plain_filter(
+    client: Client, auth: dict[str, str], db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tiny window and count cap so every search plan (window, rare, deep) runs on a few rows.
+    monkeypatch.setattr(order_list, "WINDOW", 5)
+    monkeypatch.setattr(order_query, "COUNT_CAP", 4)
+    names = [("Rare" if i % 3 == 2 else "Common") + f" {i}" for i in range(24)]
+    for name in names:
+        await make_order(client, auth, customer_name=name)
+    everything = (await call(client, "GET", "/api/v1/orders?per_page=100", auth, 200))["data"]
+    for term, sort in (
+        ("common", "-created"),  # many matches: the window, then the deep plan
+        ("rare", "-created"),
+        ("rare", "total_amount"),
+        ("1", "created"),
+        ("rare 2", "-created"),  # three matches: the trigram plan with an exact count
+    ):
+        expected = [
+            o["id"]
+            for o in sorted(everything, key=lambda o: (o["created"], o["id"]), reverse=sort[0] == "-")
+            if term in o["customer_name"].lower()
+        ]
+        if sort == "total_amount":
+            expected = sorted(expected)  # equal amounts: the id decides
+        for per_page in (2, 3):
+            for page in range(1, len(expected) // per_page + 3):
+                body = await call(
+                    client,
+                    "GET",
+                    f"/api/v1/orders?search={quote(term)}&sort={sort}&per_page={per_page}&page={page}",
+                    auth,
+                    200,
+                )
+                start = (page - 1) * per_page
+                assert [o["id"] for o in body["data"]] == expected[start : start + per_page], (term, sort, page)
+                assert body["meta"]["has_next"] == (start + per_page < len(expected))
+                if body["meta"]["total_exact"]:
+                    assert body["meta"]["total"] == len(expected)
+                else:
+                    assert body["meta"]["total"] >= start + len(body["data"])
+        exact = await call(client, "GET", f"/api/v1/orders?search={quote(term)}&per_page=2&count=exact", auth, 200)
+        assert (exact["meta"]["total"], exact["meta"]["total_exact"]) == (len(expected), True)
