@@ -7,8 +7,8 @@ as soon as it completes, and claims again until nothing is due or it has run for
 that is lost, duplicated or killed costs at most a delay until the lease expires or the sweeper
 looks. Job names are wire contracts (the outbox and the sweeper call them): never rename them.
 
-Isolation between endpoints: every request has a total timeout, each attempt is recorded the moment
-it finishes (a hanging endpoint in the same batch does not hold back the others' results), and an
+Isolation between endpoints: every request has a total timeout, attempts are recorded as they
+finish, in groups (a hanging endpoint in the same batch does not hold back the others' results), and an
 endpoint never has more than ``webhook_endpoint_concurrency`` deliveries in flight across all
 workers (enforced by the claim, see :mod:`hub.services.delivery_claims`), so it can occupy at most
 that many job slots while it hangs.
@@ -23,13 +23,14 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import structlog
 
 from hub import queue, signing
 from hub.sender import Sender
 from hub.services.delivery_claims import Claimed, claim, fail_orphaned, find_due, first_attempt_wait
-from hub.services.delivery_policy import envelope_body
-from hub.services.delivery_records import record_attempt
+from hub.services.delivery_policy import Outcome, envelope_body
+from hub.services.delivery_records import Attempt, Recorded, record_attempts
 from hub.services.delivery_targets import TargetPolicy
 from hub.services.outbox import DELIVER_JOB
 from hub.settings import Settings
@@ -107,56 +108,111 @@ async def run_deliveries(
     if wait:
         # The schedule's first value delays first attempts; wake up then rather than at the next sweep.
         await _enqueue(hub, list(delivery_ids), job_id=f"first:{delivery_ids[0]}", defer=wait)
-    deadline = time.monotonic() + max_seconds
-    wanted = list(delivery_ids)
-    attempts = 0
-    while not sender.closed:
+    return await _Pipeline(hub, sender, first_delay).run(list(delivery_ids), max_seconds=max_seconds)
+
+
+class _Pipeline:
+    """One job's claim → send → record loop, kept full: capacity freed by a recorded group is refilled.
+
+    Attempts are recorded in groups as they finish (whatever finished while the previous group was
+    being written: group commit), so a burst costs few transactions, a hanging endpoint's attempt
+    never holds back the others', and the job keeps claiming other endpoints' work meanwhile.
+    """
+
+    def __init__(self, hub: WorkerContext, sender: Sender, first_delay: float) -> None:
+        self.hub, self.sender, self.first_delay = hub, sender, first_delay
+        self.finished: asyncio.Queue[Attempt] = asyncio.Queue()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.in_flight = 0
+
+    async def _claim(self, wanted: list[str]) -> int:
+        settings = self.hub.settings
         batch = await claim(
-            hub.pool,
+            self.hub.pool,
             wanted=wanted,
-            limit=settings.batch_size,
+            limit=settings.batch_size - self.in_flight,
             per_endpoint=settings.webhook_endpoint_concurrency,
             lease_seconds=lease_seconds(settings),
-            first_delay=first_delay,
+            first_delay=self.first_delay,
         )
-        if not batch:
-            return attempts
-        await asyncio.gather(*(_deliver_one(hub, sender, item) for item in batch))
-        attempts += len(batch)
-        wanted = []
-        if time.monotonic() > deadline:
-            await _enqueue(hub, [], job_id=f"more:{uuid4().hex}")
-            return attempts
-    return attempts
+        for item in batch:
+            task = asyncio.create_task(_attempt(self.sender, item, self.finished))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        self.in_flight += len(batch)
+        return len(batch)
+
+    async def run(self, wanted: list[str], *, max_seconds: float) -> int:
+        deadline = time.monotonic() + max_seconds
+        attempts = last = 0
+        try:
+            while True:
+                claiming = time.monotonic() < deadline and not self.sender.closed
+                if claiming and self.in_flight < self.hub.settings.batch_size:
+                    last = await self._claim(wanted)
+                    attempts += last
+                    wanted = []
+                if not self.in_flight:
+                    break
+                group = [await self.finished.get()]
+                while not self.finished.empty():
+                    group.append(self.finished.get_nowait())
+                self.in_flight -= len(group)
+                await _record(self.hub, group)
+        finally:
+            for task in self.tasks:
+                task.cancel()  # only reached with tasks left if this job itself is cancelled
+        if last and time.monotonic() >= deadline:
+            await _enqueue(self.hub, [], job_id=f"more:{uuid4().hex}")  # hand over, more may be due
+        return attempts
 
 
-async def _deliver_one(hub: WorkerContext, sender: Sender, item: Claimed) -> None:
-    """Sign, send and record one delivery; never raises (a failure here leaves the lease to expire)."""
-    settings = hub.settings
+async def _attempt(sender: Sender, item: Claimed, finished: asyncio.Queue[Attempt]) -> None:
+    """Sign and send one delivery; always reports an :class:`Attempt` (a crash is a failed attempt)."""
+    started_at = datetime.now(UTC)
+    headers: dict[str, str] | None = None
     try:
         body = envelope_body(item.payload)
         # webhook-id is the event id: the same on every retry and for every endpoint, so receivers dedupe.
         headers = signing.headers(msg_id=item.event_id, timestamp=int(time.time()), body=body, secrets=item.secrets)
-        started_at = datetime.now(UTC)
         outcome = await sender.send(item.url, body, headers)
-        result = await record_attempt(
-            hub.pool,
-            item,
-            outcome,
-            started_at=started_at,
-            schedule=settings.webhook_retry_schedule,
-            disable_after=settings.webhook_disable_after_seconds,
-            request_headers=headers,
-        )
-    except Exception:
-        log.exception("delivery_crashed", delivery_id=item.id, endpoint_id=item.endpoint_id)
-        return
-    if result.disabled_reason is not None:
-        log.warning("endpoint_disabled", endpoint_id=item.endpoint_id, reason=result.disabled_reason)
-    if result.lease_lost:
-        log.warning("delivery_lease_lost", delivery_id=item.id, attempt=result.attempt_no)
-    elif result.retry_in is not None:
-        await _enqueue(hub, [item.id], job_id=f"dlv:{item.id}:{result.attempt_no}", defer=result.retry_in)
+    except Exception as exc:  # e.g. an unusable stored secret: recorded, retried, visible to the owner
+        log.exception("delivery_attempt_crashed", delivery_id=item.id, endpoint_id=item.endpoint_id)
+        outcome = Outcome(status_code=None, latency_ms=0.0, error=f"internal error: {type(exc).__name__}")
+    finished.put_nowait(Attempt(item, outcome, started_at, headers))
+
+
+async def _record(hub: WorkerContext, group: Sequence[Attempt]) -> None:
+    """Record a group of attempts (retrying a deadlock), then wake the worker for each retry."""
+    settings = hub.settings
+    results: list[Recorded] | None = None
+    for retry in range(3):
+        try:
+            results = await record_attempts(
+                hub.pool,
+                group,
+                schedule=settings.webhook_retry_schedule,
+                disable_after=settings.webhook_disable_after_seconds,
+            )
+            break
+        except asyncpg.DeadlockDetectedError:
+            log.warning("delivery_record_deadlock", count=len(group), retry=retry)
+        except Exception:
+            log.exception("delivery_record_failed", count=len(group))
+            break
+    if results is None:
+        return  # the leases expire and the rows are tried again: at-least-once, never lost
+    disabled: dict[str, str] = {}
+    for attempt, result in zip(group, results, strict=True):
+        if result.disabled_reason is not None:
+            disabled[attempt.item.endpoint_id] = result.disabled_reason
+        if result.lease_lost:
+            log.warning("delivery_lease_lost", delivery_id=attempt.item.id, attempt=result.attempt_no)
+        elif result.retry_in is not None:
+            job_id = f"dlv:{attempt.item.id}:{result.attempt_no}"
+            await _enqueue(hub, [attempt.item.id], job_id=job_id, defer=result.retry_in)
+    for endpoint_id, reason in disabled.items():
+        log.warning("endpoint_disabled", endpoint_id=endpoint_id, reason=reason)
 
 
 async def _enqueue(hub: WorkerContext, ids: list[str], *, job_id: str, defer: float = 0) -> None:

@@ -1,6 +1,8 @@
-"""Recording one attempt: the attempt row, the delivery's new state, and the endpoint's health.
+"""Recording attempts: the attempt rows, the deliveries' new state, and the endpoints' health.
 
-All in one transaction per attempt, so the ledger never shows an attempt without its consequence:
+Attempts are written in groups (whatever finished while the previous group was being written), one
+transaction per group, so a burst costs a handful of commits instead of one per delivery; the
+ledger never shows an attempt without its consequence:
 
 * success → delivery ``succeeded``; the endpoint's ``failing_since`` is cleared;
 * failure → ``failing_since`` starts (if not already running); an endpoint failing for longer than
@@ -8,8 +10,9 @@ All in one transaction per attempt, so the ledger never shows an attempt without
   the delivery is rescheduled by :func:`~hub.services.delivery_policy.next_delay`, or ``failed`` once
   the schedule is exhausted (or its endpoint is no longer enabled).
 
-The delivery row is changed only while the caller's lease token still matches (see
+A delivery row changes only while the caller's lease token still matches (see
 :mod:`hub.services.delivery_claims`); the attempt itself is recorded either way, because it happened.
+Endpoint rows are locked in id order, so concurrent groups never deadlock on them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import asyncpg
 from hub.services.delivery_claims import Claimed
 from hub.services.delivery_policy import Outcome, next_delay
 
-__all__ = ["Recorded", "record_attempt"]
+__all__ = ["Attempt", "Recorded", "record_attempts"]
+
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 _INSERT_ATTEMPT = """
 INSERT INTO delivery_attempts
@@ -33,37 +38,42 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 """
 
 _SUCCEEDED = """
-UPDATE deliveries
-SET status = 'succeeded', attempt_count = $3, leased_until = NULL, next_attempt_at = NULL,
-    last_status_code = $4, last_error = NULL, completed_at = now(), updated = now()
-WHERE id = $1 AND leased_until = $2
-RETURNING id
+UPDATE deliveries d
+SET status = 'succeeded', attempt_count = v.n, leased_until = NULL, next_attempt_at = NULL,
+    last_status_code = v.code, last_error = NULL, completed_at = now(), updated = now()
+FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::int[]) AS v(id, lease, n, code)
+WHERE d.id = v.id AND d.leased_until = v.lease
+RETURNING d.id
 """
 
 _RESCHEDULED = """
-UPDATE deliveries
-SET status = 'pending', attempt_count = $3, leased_until = NULL,
-    next_attempt_at = now() + make_interval(secs => $4::float8),
-    last_status_code = $5, last_error = $6, updated = now()
-WHERE id = $1 AND leased_until = $2
-RETURNING id
+UPDATE deliveries d
+SET status = 'pending', attempt_count = v.n, leased_until = NULL,
+    next_attempt_at = now() + make_interval(secs => v.delay),
+    last_status_code = v.code, last_error = v.error, updated = now()
+FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::int[], $5::float8[], $6::text[])
+     AS v(id, lease, n, code, delay, error)
+WHERE d.id = v.id AND d.leased_until = v.lease
+RETURNING d.id
 """
 
 _FAILED = """
-UPDATE deliveries
-SET status = 'failed', attempt_count = $3, leased_until = NULL, next_attempt_at = NULL,
-    last_status_code = $4, last_error = $5, completed_at = now(), updated = now()
-WHERE id = $1 AND leased_until = $2
-RETURNING id
+UPDATE deliveries d
+SET status = 'failed', attempt_count = v.n, leased_until = NULL, next_attempt_at = NULL,
+    last_status_code = v.code, last_error = v.error, completed_at = now(), updated = now()
+FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::int[], $5::text[]) AS v(id, lease, n, code, error)
+WHERE d.id = v.id AND d.leased_until = v.lease
+RETURNING d.id
 """
 
 _DISABLE = """
-UPDATE webhook_endpoints
+UPDATE webhook_endpoints w
 SET enabled = false, disabled_at = now(), updated = now(),
-    disabled_reason = 'failing since ' || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-                      || ' (over ' || $2::text || ' s); last error: ' || $3::text
-WHERE id = $1 AND enabled AND failing_since <= now() - make_interval(secs => $2::float8)
-RETURNING disabled_reason
+    disabled_reason = 'failing since ' || to_char(w.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                      || ' (over ' || $4::text || ' s); last error: ' || v.reason
+FROM unnest($1::text[], $2::text[]) AS v(id, reason)
+WHERE w.id = v.id AND w.enabled AND w.failing_since <= now() - make_interval(secs => $3::float8)
+RETURNING w.id, w.disabled_reason
 """
 
 _FAIL_REST = """
@@ -71,6 +81,20 @@ UPDATE deliveries
 SET status = 'failed', next_attempt_at = NULL, completed_at = now(), updated = now(), last_error = $2
 WHERE endpoint_id = $1 AND status = 'pending' AND (leased_until IS NULL OR leased_until <= now())
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One finished HTTP try of a claimed delivery, ready to record."""
+
+    item: Claimed
+    outcome: Outcome
+    started_at: datetime
+    request_headers: Mapping[str, str] | None = None
+
+    @property
+    def number(self) -> int:
+        return self.item.attempt_count + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,67 +108,123 @@ class Recorded:
     lease_lost: bool = False
 
 
-async def record_attempt(
-    pool: asyncpg.Pool,
-    item: Claimed,
-    outcome: Outcome,
-    *,
-    started_at: datetime,
-    schedule: Sequence[int],
-    disable_after: float,
-    request_headers: Mapping[str, str] | None = None,
-) -> Recorded:
-    """Write the attempt and its consequences (see the module docstring) in one transaction."""
-    attempt_no = item.attempt_count + 1
+async def record_attempts(
+    pool: asyncpg.Pool, attempts: Sequence[Attempt], *, schedule: Sequence[int], disable_after: float
+) -> list[Recorded]:
+    """Write the attempts and their consequences in one transaction; one :class:`Recorded` per attempt, in order."""
+    if not attempts:
+        return []
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
+        await conn.executemany(
             _INSERT_ATTEMPT,
-            item.id,
-            attempt_no,
-            started_at,
-            outcome.status_code,
-            outcome.latency_ms,
-            outcome.excerpt,
-            outcome.error,
-            outcome.succeeded,
-            dict(request_headers) if request_headers is not None else None,
+            [
+                (
+                    a.item.id,
+                    a.number,
+                    a.started_at,
+                    a.outcome.status_code,
+                    a.outcome.latency_ms,
+                    a.outcome.excerpt,
+                    a.outcome.error,
+                    a.outcome.succeeded,
+                    dict(a.request_headers) if a.request_headers is not None else None,
+                )
+                for a in attempts
+            ],
         )
-        if outcome.succeeded:
-            # Matches no row (so locks nothing) unless the endpoint was failing: no hot-row contention.
-            await conn.execute(
-                "UPDATE webhook_endpoints SET failing_since = NULL, updated = now() "
-                "WHERE id = $1 AND failing_since IS NOT NULL",
-                item.endpoint_id,
-            )
-            done = await conn.fetchval(_SUCCEEDED, item.id, item.lease, attempt_no, outcome.status_code)
-            return Recorded("succeeded", attempt_no, lease_lost=done is None)
-        return await _record_failure(conn, item, outcome, attempt_no, schedule=schedule, disable_after=disable_after)
+        good = [a for a in attempts if a.outcome.succeeded]
+        bad = [a for a in attempts if not a.outcome.succeeded]
+        results = await _record_successes(conn, good)
+        results.update(await _record_failures(conn, bad, good, schedule=schedule, disable_after=disable_after))
+    return [results[a.item.id] for a in attempts]
 
 
-async def _record_failure(
-    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
-    item: Claimed,
-    outcome: Outcome,
-    attempt_no: int,
-    *,
-    schedule: Sequence[int],
-    disable_after: float,
-) -> Recorded:
-    reason = outcome.describe()[:500]
+def _columns(attempts: Sequence[Attempt]) -> tuple[list[str], list[datetime], list[int], list[int | None]]:
+    return (
+        [a.item.id for a in attempts],
+        [a.item.lease for a in attempts],
+        [a.number for a in attempts],
+        [a.outcome.status_code for a in attempts],
+    )
+
+
+async def _record_successes(conn: Conn, good: Sequence[Attempt]) -> dict[str, Recorded]:
+    if not good:
+        return {}
+    # Matches no row (so locks nothing) unless an endpoint was failing: no hot-row contention.
     await conn.execute(
-        "UPDATE webhook_endpoints SET failing_since = now() WHERE id = $1 AND failing_since IS NULL",
-        item.endpoint_id,
+        "UPDATE webhook_endpoints SET failing_since = NULL, updated = now() "
+        "WHERE id = ANY($1::text[]) AND failing_since IS NOT NULL",
+        sorted({a.item.endpoint_id for a in good}),
     )
-    disabled_reason: str | None = await conn.fetchval(_DISABLE, item.endpoint_id, float(disable_after), reason)
-    if disabled_reason is not None:
-        await conn.execute(_FAIL_REST, item.endpoint_id, f"endpoint disabled: {disabled_reason}"[:500])
-    active = await conn.fetchval(
-        "SELECT enabled AND deleted_at IS NULL FROM webhook_endpoints WHERE id = $1", item.endpoint_id
+    done = {row["id"] for row in await conn.fetch(_SUCCEEDED, *_columns(good))}
+    return {a.item.id: Recorded("succeeded", a.number, lease_lost=a.item.id not in done) for a in good}
+
+
+async def _record_failures(
+    conn: Conn, bad: Sequence[Attempt], good: Sequence[Attempt], *, schedule: Sequence[int], disable_after: float
+) -> dict[str, Recorded]:
+    if not bad:
+        return {}
+    reasons = {a.item.id: a.outcome.describe()[:500] for a in bad}
+    # An endpoint that also succeeded in this group is alive: it neither starts failing nor gets disabled.
+    alive = {a.item.endpoint_id for a in good}
+    last_reason = {a.item.endpoint_id: reasons[a.item.id] for a in bad if a.item.endpoint_id not in alive}
+    failing = sorted(last_reason)
+    disabled: dict[str, str] = {}
+    if failing:
+        await conn.execute("SELECT 1 FROM webhook_endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", failing)
+        await conn.execute(
+            "UPDATE webhook_endpoints SET failing_since = now() WHERE id = ANY($1::text[]) AND failing_since IS NULL",
+            failing,
+        )
+        rows = await conn.fetch(
+            _DISABLE, failing, [last_reason[e] for e in failing], float(disable_after), f"{disable_after:g}"
+        )
+        disabled = {row["id"]: row["disabled_reason"] for row in rows}
+        for endpoint_id, reason in disabled.items():
+            await conn.execute(_FAIL_REST, endpoint_id, f"endpoint disabled: {reason}"[:500])
+    active = {
+        row["id"]: row["active"]
+        for row in await conn.fetch(
+            "SELECT id, enabled AND deleted_at IS NULL AS active FROM webhook_endpoints WHERE id = ANY($1::text[])",
+            sorted({a.item.endpoint_id for a in bad}),
+        )
+    }
+    later: list[tuple[Attempt, float]] = []
+    final: list[tuple[Attempt, str]] = []
+    for a in bad:
+        is_active = active.get(a.item.endpoint_id, False)
+        delay = next_delay(schedule, a.number, retry_after=a.outcome.retry_after) if is_active else None
+        if delay is None:
+            error = reasons[a.item.id] if is_active else f"{reasons[a.item.id]}; endpoint no longer enabled"
+            final.append((a, error[:500]))
+        else:
+            later.append((a, delay))
+    done: set[str] = set()
+    if later:
+        ids, leases, numbers, codes = _columns([a for a, _ in later])
+        args = (ids, leases, numbers, codes, [d for _, d in later], [reasons[a.item.id] for a, _ in later])
+        done |= {row["id"] for row in await conn.fetch(_RESCHEDULED, *args)}
+    if final:
+        ids, leases, numbers, codes = _columns([a for a, _ in final])
+        done |= {row["id"] for row in await conn.fetch(_FAILED, ids, leases, numbers, codes, [e for _, e in final])}
+    results = {
+        a.item.id: Recorded(
+            "pending",
+            a.number,
+            retry_in=d,
+            disabled_reason=disabled.get(a.item.endpoint_id),
+            lease_lost=a.item.id not in done,
+        )
+        for a, d in later
+    }
+    results.update(
+        {
+            a.item.id: Recorded(
+                "failed", a.number, disabled_reason=disabled.get(a.item.endpoint_id), lease_lost=a.item.id not in done
+            )
+            for a, _ in final
+        }
     )
-    delay = next_delay(schedule, attempt_no, retry_after=outcome.retry_after) if active else None
-    if delay is None:
-        error = reason if active else f"{reason}; endpoint no longer enabled"
-        done = await conn.fetchval(_FAILED, item.id, item.lease, attempt_no, outcome.status_code, error[:500])
-        return Recorded("failed", attempt_no, disabled_reason=disabled_reason, lease_lost=done is None)
-    done = await conn.fetchval(_RESCHEDULED, item.id, item.lease, attempt_no, delay, outcome.status_code, reason)
-    return Recorded("pending", attempt_no, retry_in=delay, disabled_reason=disabled_reason, lease_lost=done is None)
+    return results
