@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.base import to_e164
 from hub.db import Conn
-from hub.errors import Conflict, ValidationFailed
+from hub.errors import ValidationFailed
 from hub.ids import new_id
 from hub.schemas.orders import OrderCreate
 from hub.services import orders
@@ -166,12 +166,12 @@ async def _recent_duplicate(
 async def _upsert_existing(
     conn: Conn, before: dict[str, Any], *, data: OrderCreate, actor: str, phone_region: str
 ) -> Written:
-    """The source restates an order it already sent: merge what it gives (lines included)."""
-    if before["deleted_at"] is not None:
-        raise Conflict(
-            "Order was deleted",
-            details={"external_id": f"the order {before['id']} with this source and external_id was deleted"},
-        )
+    """The source restates an order it already sent: merge what it gives (lines included).
+
+    A deleted order restated by its source comes back (as with ingested events): it takes stock
+    again and emits ``order.created``, since subscribers last heard ``order.deleted``.
+    """
+    restoring = before["deleted_at"] is not None
     if data.contact_id is not None:
         await require_contact(conn, organization_id=before["organization_id"], contact_id=data.contact_id)
     after, field_name = await merge(
@@ -183,4 +183,9 @@ async def _upsert_existing(
         fixed=ORIGIN_FIELDS - {"source", "external_id"},
         lines_allowed=True,
     )
-    return await write_change(conn, before=before, after=after, field_name=field_name)
+    if not restoring:
+        return await write_change(conn, before=before, after=after, field_name=field_name)
+    after["deleted_at"] = None
+    written = await write_change(conn, before=before, after=after, field_name=field_name, events=["order.created"])
+    written.created = True
+    return written

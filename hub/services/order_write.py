@@ -80,8 +80,13 @@ async def write_change(
     after: dict[str, Any],
     field_name: str = "products",
     extra_events: Iterable[str] = (),
+    events: Iterable[str] | None = None,
 ) -> Written:
-    """Move the stock difference, store what changed (bumping ``updated``) and record its events."""
+    """Move the stock difference, store what changed (bumping ``updated``) and record its events.
+
+    The events are those :func:`hub.transitions.events_for_change` finds plus ``extra_events``,
+    or exactly ``events`` when given.
+    """
     await move_stock(
         conn,
         organization_id=after["organization_id"],
@@ -94,7 +99,7 @@ async def write_change(
         after["updated"] = utcnow()
     await orders.update(conn, before=before, after=after)
     public = orders.public(after)
-    kinds, deliveries = await _events(
-        conn, after, [*events_for_change(orders.public(before), public), *extra_events], public
-    )
+    if events is None:
+        events = [*events_for_change(orders.public(before), public), *extra_events]
+    kinds, deliveries = await _events(conn, after, events, public)
     return Written(order=public, events=kinds, delivery_ids=deliveries)

@@ -348,3 +348,23 @@ async def test_concurrent_requests_with_one_idempotency_key(
     assert {r.status for r in responses} == {201}
     assert len({(await r.json())["data"]["id"] for r in responses}) == 1
     assert await db.fetchval("SELECT count(*) FROM orders") == 1
+
+
+async def test_a_deleted_source_order_restated_comes_back(
+    client: Client, auth: dict[str, str], db: asyncpg.Connection
+) -> None:
+    product = await make_product(client, auth, stock_quantity=5)
+    body = {
+        "source": "shopify",
+        "external_id": "450789",
+        "customer_name": "A",
+        "items": [{"product_id": product["id"], "quantity": 2}],
+    }
+    first = (await call(client, "POST", "/api/v1/orders", auth, 201, json=body))["data"]
+    await call(client, "DELETE", "/api/v1/orders/bulk", auth, 200, json={"ids": [first["id"]]})
+    assert await stock(client, auth, product["id"]) == 5
+    back = (await call(client, "POST", "/api/v1/orders", auth, 201, json=body))["data"]
+    assert back["id"] == first["id"]
+    assert await stock(client, auth, product["id"]) == 3
+    assert await event_types(db, first["id"]) == ["order.created", "order.deleted", "order.created"]
+    await call(client, "GET", f"/api/v1/orders/{first['id']}", auth, 200)
