@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import asyncpg
 from arq.connections import ArqRedis
 
@@ -165,3 +167,21 @@ async def test_success_clears_failing_since(
     )
     await eventually(lambda: _succeeded(pool, endpoint["id"]))
     assert await pool.fetchval("SELECT failing_since FROM webhook_endpoints WHERE id = $1", endpoint["id"]) is None
+
+
+async def test_the_first_schedule_value_delays_the_first_attempt(
+    client: Client,
+    auth: dict[str, str],
+    settings: Settings,
+    receiver: Receiver,
+    pool: asyncpg.Pool,
+    arq_redis: ArqRedis,
+) -> None:
+    local = settings.model_copy(update={"webhook_retry_schedule": (1, 0)})
+    endpoint = await create_webhook(client, auth, receiver.url("/delayed"))
+    async with running_worker(local):
+        started = time.monotonic()
+        await emit(pool, arq_redis, await org_of(pool, endpoint["id"]), "order.created")
+        [request] = await receiver.wait_for(1, "/delayed", within=10)
+    assert request.at - started >= 0.9
+    assert request.at - started < 5  # woken by its own deferred job, not left to the sweeper

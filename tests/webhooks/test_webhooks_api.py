@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hub.app import create_app
 from hub.settings import Settings
 from tests.conftest import make_key
-from tests.webhooks.conftest import Client, create_webhook
+from tests.webhooks.conftest import Client, create_webhook, emit, org_of
 
 URL = "http://127.0.0.1:9/hook"
 
@@ -191,3 +191,30 @@ async def _a_delivery(client: Client, auth: dict[str, str], webhook_id: str, poo
     assert response.status == 202
     delivery_id: str = (await _json(response))["data"]["id"]
     return delivery_id
+
+
+async def test_pausing_or_deleting_fails_pending_deliveries_and_recover_requeues_them(
+    client: Client, auth: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    paused = await create_webhook(client, auth, URL)
+    deleted = await create_webhook(client, auth, URL)
+    await emit(pool, None, await org_of(pool, paused["id"]), "order.created")  # no worker: both stay pending
+    await client.put(f"/api/v1/webhooks/{paused['id']}", json={"enabled": False}, headers=auth)
+    await client.delete(f"/api/v1/webhooks/{deleted['id']}", headers=auth)
+    rows = {r["endpoint_id"]: r for r in await pool.fetch("SELECT endpoint_id, status, last_error FROM deliveries")}
+    assert rows[paused["id"]]["status"] == "failed"
+    assert rows[paused["id"]]["last_error"] == "endpoint disabled: disabled by its owner"
+    assert rows[deleted["id"]]["status"] == "failed"
+    assert rows[deleted["id"]]["last_error"] == "endpoint deleted"
+
+    since = {"since": "2000-01-01T00:00:00Z"}
+    response = await client.post(f"/api/v1/webhooks/{paused['id']}/recover", json=since, headers=auth)
+    assert response.status == 409  # enable it first
+    await client.put(f"/api/v1/webhooks/{paused['id']}", json={"enabled": True}, headers=auth)
+    response = await client.post(f"/api/v1/webhooks/{paused['id']}/recover", json=since, headers=auth)
+    assert (await _json(response))["data"] == {"count": 1}
+    assert await pool.fetchval("SELECT status FROM deliveries WHERE endpoint_id = $1", paused["id"]) == "pending"
+    response = await client.post(
+        f"/api/v1/webhooks/{paused['id']}/recover", json={"since": "2999-01-01T00:00:00Z"}, headers=auth
+    )
+    assert (await _json(response))["data"] == {"count": 0}
