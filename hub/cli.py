@@ -269,6 +269,21 @@ def migrate(data_dir: DataDir = None) -> None:
     console.print("Database schema is up to date.")
 
 
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="Under 2 minutes; a 100k-order API phase.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Only JSON lines on stdout, one per figure.")] = False,
+    data_dir: DataDir = None,
+    scale: Annotated[float, typer.Option("--scale", hidden=True, min=0.001, max=10.0)] = 1.0,
+) -> None:
+    """Measure the hub against its own parts' ceilings on this machine (docs/benchmarks.md)."""
+    settings = _settings(data_dir)
+    from hub.bench.runner import run_bench
+
+    code = run_bench(settings, quick=quick, json_out=json_out, data_dir=data_dir, scale=scale)
+    raise typer.Exit(code)
+
+
 # ---- keys ------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,253 @@
+"""The pipeline phases: ingest, processing, delivery and end to end.
+
+Each phase is bounded by a count and a time, reads its outcome from the database (the source of
+truth, not the hub's own claims) and adds its figures to the run; a figure whose inputs are missing
+is reported missing with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from itertools import cycle
+
+from connectors.base import body_hash
+from hub import queue
+from hub.bench.ceilings import timed_receipts
+from hub.bench.context import Run, poll_until, statuses_note
+from hub.bench.dataset import salla_headers, salla_template
+from hub.bench.infra import BenchError, Unavailable
+from hub.bench.procs import loadgen_series
+from hub.bench.report import Figure, missing
+from hub.services.inbound_store import InboundItem, insert_many, summarize_headers
+from hub.services.order_view import order_public
+from hub.services.outbox import DELIVER_JOB, NewEvent, record_events
+
+INGEST_JOB = "ingest_events"
+HEALTH_KEY = queue.QUEUE_NAME + ":health-check"
+
+
+def _join(*notes: str | None) -> str | None:
+    text = "; ".join(n for n in notes if n)
+    return text or None
+
+
+async def ingest(run: Run) -> None:
+    """Signed Salla webhooks: max-rate burst (acks/s), then ack latency at a fixed 1,000/s."""
+    tenant, plan = run.need_tenant(), run.plan
+    base = {
+        "kind": "salla",
+        "url": f"{run.api_url}/hooks/salla/{tenant.connection_id}",
+        "secret": tenant.connection_secret,
+        "ok_status": [202],
+        "concurrency": plan.concurrency,
+    }
+    run.log(
+        f"ingest: burst of up to {plan.burst_count} signed webhooks ({plan.concurrency} in flight), "
+        f"then {plan.ack_rate:g}/s open loop for {plan.ack_seconds:g} s"
+    )
+    burst, fixed = await loadgen_series(
+        [
+            {
+                **base,
+                "mode": "burst",
+                "count": plan.burst_count,
+                "seconds": plan.burst_seconds,
+                "first_id": 100_000_000,
+                "warmup": 200,
+            },
+            {
+                **base,
+                "mode": "rate",
+                "rate": plan.ack_rate,
+                "seconds": plan.ack_seconds,
+                "count": int(plan.ack_rate * plan.ack_seconds),
+                "first_id": 200_000_000,
+            },
+        ]
+    )
+    run.add(
+        Figure(
+            "ingest_rate",
+            burst["rate"],
+            run.ceilings.get("aiohttp_redis_rate"),
+            _join(
+                f"{burst['ok']} acks in {burst['elapsed']:.1f} s, {plan.concurrency} in flight, no worker running",
+                statuses_note(burst, "202"),
+            ),
+        )
+    )
+    note = _join(f"open loop {plan.ack_rate:g}/s, from scheduled send time", statuses_note(fixed, "202"))
+    run.add(Figure("ingest_ack_p50_ms", fixed["p50_ms"], run.ceilings.get("aiohttp_redis_ack_p50_ms"), note))
+    run.add(Figure("ingest_ack_p99_ms", fixed["p99_ms"], run.ceilings.get("aiohttp_redis_ack_p99_ms"), note))
+
+
+async def clear_queue(run: Run) -> None:
+    """Forget the ingest phase's events and jobs, so the next phase measures only its own work."""
+    await run.need_pool().execute("TRUNCATE inbound_events")
+    await run.need_redis().flushdb()
+
+
+async def start_worker(run: Run) -> None:
+    """One ``hub worker`` process, ready when arq has recorded its first health check."""
+    redis = run.need_redis()
+    await redis.delete(HEALTH_KEY)
+    run.worker = run.procs.spawn("worker", "hub", "worker")
+    run.memory.watch("worker", run.worker)
+    worker = run.worker
+
+    async def ready() -> bool:
+        if not worker.alive():
+            raise BenchError(f"hub worker exited with {worker.popen.returncode}:\n{worker.tail()}")
+        return bool(await redis.exists(HEALTH_KEY))
+
+    if not await poll_until(ready, within=60, interval=0.1):
+        raise BenchError(f"hub worker did not start within 60 s:\n{worker.tail()}")
+
+
+def _processing_items(run: Run, count: int) -> list[InboundItem]:
+    """A realistic mix: three new orders, then an update of one of them, and so on."""
+    tenant = run.need_tenant()
+    created = salla_template("order.created")
+    updated = salla_template("order.updated", slug="in_progress", minute=30)
+    items: list[InboundItem] = []
+    for i in range(count):
+        order_id = 300_000_000 + i
+        body = updated.body(order_id - 2) if i % 4 == 3 else created.body(order_id)
+        items.append(
+            InboundItem(
+                organization_id=tenant.organization_id,
+                connection_id=tenant.connection_id,
+                source="salla",
+                delivery_key=body_hash(body),
+                headers=summarize_headers(salla_headers(tenant.connection_secret, body)),
+                query={},
+                body=body,
+            )
+        )
+    return items
+
+
+async def processing(run: Run) -> None:
+    """N raw events stored with no worker running; then one worker is woken and timed to the last."""
+    pool, redis, count = run.need_pool(), run.need_redis(), run.plan.processing_events
+    items = _processing_items(run, count)
+    for start in range(0, count, 500):
+        async with pool.acquire() as conn, conn.transaction():
+            await insert_many(conn, items[start : start + 500])
+    run.log(f"processing: {count} raw events stored (3 of 4 new orders, 1 of 4 updates); waking one worker")
+
+    async def drained() -> bool:
+        left = await pool.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'received'")
+        return int(left) == 0
+
+    started = time.monotonic()
+    await queue.enqueue(redis, INGEST_JOB, [], job_id=f"bench:{uuid.uuid4().hex}")
+    done = await poll_until(drained, within=run.plan.drain_seconds)
+    elapsed = time.monotonic() - started
+    rows = await pool.fetch("SELECT status, count(*) AS n FROM inbound_events GROUP BY status")
+    counts = {r["status"]: int(r["n"]) for r in rows}
+    finished = count - counts.get("received", 0)
+    note = _join(
+        f"{finished} of {count} events by 1 worker in {elapsed:.2f} s",
+        None if done else f"time bound ({run.plan.drain_seconds:g} s) reached first",
+        f"{counts['failed']} failed" if counts.get("failed") else None,
+    )
+    run.add(Figure("processing_rate", finished / elapsed, run.ceilings.get("asyncpg_batched_upsert_rate"), note))
+
+
+async def create_endpoint(run: Run) -> None:
+    """Subscribe the receiver to ``order.*`` through the webhooks API and give it the secret."""
+    tenant, http = run.need_tenant(), run.need_http()
+    body = {"url": run.receiver_url, "event_types": ["order.*"], "description": "hub bench receiver"}
+    async with http.post(f"{run.api_url}/api/v1/webhooks", json=body, headers=run.auth()) as response:
+        if response.status in (404, 405):
+            raise Unavailable("POST /api/v1/webhooks is not in this build")
+        payload = await response.json()
+        if response.status != 201:
+            raise BenchError(f"POST /api/v1/webhooks answered {response.status}: {payload}")
+    tenant.endpoint_id, tenant.endpoint_secret = payload["data"]["id"], payload["data"]["secret"]
+    base = run.receiver_url.rsplit("/", 1)[0]
+    async with http.post(f"{base}/config", json={"secret": tenant.endpoint_secret}) as response:
+        response.raise_for_status()
+
+
+async def delivery(run: Run) -> None:
+    """N pending deliveries for one endpoint on the receiver; one worker is woken and timed to the last."""
+    pool, redis, http, tenant = run.need_pool(), run.need_redis(), run.need_http(), run.need_tenant()
+    count = run.plan.delivery_count
+    await create_endpoint(run)
+    rows = await pool.fetch("SELECT * FROM orders WHERE organization_id = $1 LIMIT $2", tenant.organization_id, count)
+    if not rows:
+        raise BenchError("no orders to deliver events for (the processing phase made none)")
+    events = [
+        NewEvent(tenant.organization_id, row["id"], row["source"], "order.updated", order_public(row))
+        for row, _ in zip(cycle(rows), range(count), strict=False)
+    ]
+    for start in range(0, count, 500):
+        async with pool.acquire() as conn, conn.transaction():
+            await record_events(conn, events[start : start + 500])
+    base = run.receiver_url.rsplit("/", 1)[0]
+    async with http.post(f"{base}/reset") as response:
+        response.raise_for_status()
+    run.log(f"delivery: {count} pending deliveries to one endpoint; waking one worker")
+
+    async def drained() -> bool:
+        left = await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+        return int(left) == 0
+
+    started = time.monotonic()
+    await queue.enqueue(redis, DELIVER_JOB, [], job_id=f"bench:{uuid.uuid4().hex}")
+    done = await poll_until(drained, within=run.plan.drain_seconds)
+    elapsed = time.monotonic() - started
+    succeeded = int(await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'succeeded'"))
+    async with http.get(f"{base}/stats") as response:
+        stats = await response.json()
+    note = _join(
+        f"{succeeded} of {count} succeeded by 1 worker in {elapsed:.2f} s; receiver verified {stats['unique']}",
+        None if done else f"time bound ({run.plan.drain_seconds:g} s) reached first",
+        f"{stats['invalid']} failed verification" if stats["invalid"] else None,
+    )
+    run.add(Figure("delivery_rate", succeeded / elapsed, run.ceilings.get("signed_client_rate"), note))
+
+
+async def e2e(run: Run) -> None:
+    """Platform POST -> verified receipt of ``order.created`` at a fixed 200 events/s."""
+    tenant, plan = run.need_tenant(), run.plan
+    if tenant.endpoint_secret is None:
+        raise BenchError("no webhook endpoint (the delivery phase did not create one)")
+    spec = {
+        "kind": "salla",
+        "mode": "rate",
+        "url": f"{run.api_url}/hooks/salla/{tenant.connection_id}",
+        "secret": tenant.connection_secret,
+        "rate": plan.e2e_rate,
+        "seconds": plan.e2e_seconds,
+        "count": int(plan.e2e_rate * plan.e2e_seconds),
+        "first_id": 400_000_000,
+        "ok_status": [202],
+        "record_sends": True,
+    }
+    run.log(f"e2e: {plan.e2e_rate:g} events/s for {plan.e2e_seconds:g} s through receiver, worker and sender")
+    out = await timed_receipts(run.receiver_url, spec, wait=10.0)
+    note = _join(
+        f"{out['sent']} events, {out['acked']} acked 202",
+        f"{out['missing']} not received within 10 s (counted as 10 s)" if out["missing"] else None,
+    )
+    run.add(Figure("e2e_p50_ms", out["p50_ms"], run.ceilings.get("relay_e2e_p50_ms"), note))
+    run.add(Figure("e2e_p99_ms", out["p99_ms"], run.ceilings.get("relay_e2e_p99_ms"), note))
+
+
+def memory_figures(run: Run) -> None:
+    """Peak RSS of the API and worker processes across the run, against their budgets."""
+    api, worker = run.memory.peak_mb("api"), run.memory.peak_mb("worker")
+    run.add(
+        Figure("api_rss_mb", api, 150.0, "peak across the run (export included); ceiling = 150 MB budget")
+        if api is not None
+        else missing("api_rss_mb", "the API process never ran")
+    )
+    run.add(
+        Figure("worker_rss_mb", worker, 200.0, "peak across the run; ceiling = 200 MB budget")
+        if worker is not None
+        else missing("worker_rss_mb", "no worker process ran")
+    )
