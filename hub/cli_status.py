@@ -85,7 +85,8 @@ def _overview(s: Summary) -> Table:
     q = s.queue
     jobs = "measuring…" if s.jobs_per_second is None else f"{s.jobs_per_second:.2f}"
     rows = [
-        ("queue depth", f"{q.depth} ({q.ready} ready, {q.deferred} deferred)", _tone(q.ready, 1000, 10000)),
+        ("queue depth", f"{q.depth} ({q.ready} ready, {q.in_progress} running, {q.deferred} deferred)",
+         _tone(q.ready, 1000, 10000)),
         ("oldest queued job", _age(q.oldest_age_seconds), _tone(q.oldest_age_seconds, 10, 60)),
         ("jobs / s", jobs, "green"),
         ("in flight", str(q.in_progress), "green"),

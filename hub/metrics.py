@@ -171,14 +171,22 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 def cluster_families(snap: MetricsSnapshot) -> Iterator[Metric]:
     """Every cluster-wide ``hub_*`` family, present (with zeros) from the first scrape."""
     q = snap.live.queue
-    yield _gauge("hub_queue_depth", "Jobs in the arq queue (ready and deferred).", q.depth)
-    yield _gauge("hub_queue_ready", "Jobs in the arq queue whose time has come.", q.ready)
+    yield _gauge(
+        "hub_queue_depth",
+        "Jobs in the arq queue: waiting, deferred and running (arq keeps a job queued until it ends).",
+        q.depth,
+    )
+    yield _gauge("hub_queue_ready", "Jobs waiting in the arq queue whose start time has come.", q.ready)
     yield _gauge(
         "hub_queue_oldest_job_age_seconds",
-        "Age of the oldest ready job in the arq queue (0 when none is waiting).",
+        "How long the oldest waiting job has waited (0 when none is waiting).",
         q.oldest_age_seconds or 0.0,
     )
-    yield _gauge("hub_jobs_in_progress", "arq jobs running now on any worker (arq:in-progress keys).", q.in_progress)
+    yield _gauge(
+        "hub_jobs_in_progress",
+        "arq jobs running now on any worker (in-progress keys of jobs still queued).",
+        q.in_progress,
+    )
 
     live, totals = snap.live, snap.totals
     yield _gauge(

@@ -60,7 +60,7 @@
 
   function renderKpis(d) {
     const q = d.queue;
-    kpi("queue-depth", int(q.depth), `${int(q.ready)} ready · ${int(q.deferred)} deferred`, level(q.ready, 1000, 10000));
+    kpi("queue-depth", int(q.depth), `${int(q.ready)} ready · ${int(q.in_progress)} running · ${int(q.deferred)} deferred`, level(q.ready, 1000, 10000));
     kpi("oldest-job", q.oldest_age_seconds === null ? "none" : duration(q.oldest_age_seconds), "waiting to start",
       level(q.oldest_age_seconds, 10, 60));
     kpi("jobs-per-second", rate(d.jobs_per_second), d.jobs_per_second === null ? "measuring…" : "ingest + delivery");

@@ -149,14 +149,22 @@ async def _delivery(
 
 
 async def _queue(redis: Any, *, backlog: bool) -> None:
-    """Two ready jobs (one waiting for two minutes) and two "running" with a backlog; always one deferred."""
+    """With a backlog: two jobs waiting (one for two minutes) and two running; always one deferred."""
     now_ms = time.time() * 1000
     if backlog:
-        for job_id, score in (("ops-job-old", now_ms - 120_000), ("ops-job-new", now_ms - 5_000)):
+        jobs = (
+            ("ops-job-old", now_ms - 120_000),
+            ("ops-job-new", now_ms - 5_000),
+            ("ops-job-running-1", now_ms - 200_000),  # running for a while: not "waiting"
+            ("ops-job-running-2", now_ms - 10_000),
+        )
+        for job_id, score in jobs:
             await queue.enqueue(redis, "ops_test_noop", [job_id], job_id=job_id)
             await redis.zadd(queue.QUEUE_NAME, {job_id: score}, xx=True)
         await redis.set("arq:in-progress:ops-job-running-1", b"1", ex=300)
         await redis.set("arq:in-progress:ops-job-running-2", b"1", ex=300)
+        # arq keeps a finished cron job's in-progress key for 60 s: it is not running.
+        await redis.set("arq:in-progress:cron-finished", b"1", ex=60)
     await queue.enqueue(redis, "ops_test_noop", ["later"], job_id="ops-job-later", defer=3600)
 
 
@@ -220,7 +228,7 @@ async def seed(conn: asyncpg.Connection, redis: Any, *, endpoint_url: str, backl
         deliveries={"succeeded": 4, "failed": 2, "pending": 2},
         attempts={EP_OK: (4, 3), EP_OFF: (0, 2)},
         latencies_ms=(100.0, 200.0, 300.0, 400.0, 50.0, 50.0, 50.0, 1500.0, 1500.0),
-        queue_depth=3 if backlog else 1,
+        queue_depth=5 if backlog else 1,
         queue_ready=2 if backlog else 0,
         in_progress=2 if backlog else 0,
         inbound_pending=1 if backlog else 0,

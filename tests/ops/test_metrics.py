@@ -89,7 +89,7 @@ async def test_counters_match_the_state(client: Client, db: asyncpg.Connection, 
     names, samples = await _scrape(client)
     assert names >= CLUSTER_FAMILIES
 
-    assert _value(samples, "hub_queue_depth") == expected.queue_depth == 3
+    assert _value(samples, "hub_queue_depth") == expected.queue_depth == 5
     assert _value(samples, "hub_queue_ready") == expected.queue_ready == 2
     assert 119 <= _value(samples, "hub_queue_oldest_job_age_seconds") < 180
     assert _value(samples, "hub_jobs_in_progress") == expected.in_progress == 2

@@ -118,7 +118,7 @@ async def test_page_shows_the_state_and_refreshes_in_place(
     assert page.url == f"{hub_url}/ops"  # the token left the address bar for a cookie
 
     assert await _kpi(page, "queue-depth") == str(expected.queue_depth)
-    assert "2 ready · 1 deferred" in await page.locator('[data-kpi="queue-depth"] .sub').inner_text()
+    assert "2 ready · 2 running · 1 deferred" in await page.locator('[data-kpi="queue-depth"] .sub').inner_text()
     assert (await _kpi(page, "oldest-job")).startswith("2m ")
     assert await _kpi(page, "in-flight") == str(expected.in_progress)
     assert await _kpi(page, "failed") == str(expected.inbound_failed + expected.deliveries_failed)
@@ -151,7 +151,7 @@ async def test_page_shows_the_state_and_refreshes_in_place(
     await queue.enqueue(redis_pool, "ops_test_noop", ["more"], job_id="ops-job-more", defer=3600)
 
     async def shows_four() -> bool:
-        return await _kpi(page, "queue-depth") == "4"
+        return await _kpi(page, "queue-depth") == "6"
 
     await eventually(shows_four, timeout=6)
     assert await page.evaluate("window.__sameDocument") is True

@@ -34,7 +34,7 @@ async def test_status_prints_the_summary(settings: Settings, db: asyncpg.Connect
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "queue depth" in out
-    assert "3 (2 ready, 1 deferred)" in out
+    assert "5 (2 ready, 2 running, 1 deferred)" in out
     assert "4 (2 inbound, 2 deliveries)" in out
     assert "salla" in out
     assert "shopify" in out
@@ -49,7 +49,7 @@ async def test_status_json_is_the_page_summary(settings: Settings, db: asyncpg.C
     done = await asyncio.to_thread(_status, settings, "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert data["queue"]["depth"] == 3
+    assert data["queue"]["depth"] == 5
     assert data["failed_jobs"] == 4
     assert data["endpoints_disabled"] == 1
     assert {s["source"] for s in data["sources"]} == {"salla", "shopify", "zid"}
