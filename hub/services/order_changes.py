@@ -16,6 +16,7 @@ Who may change what (DESIGN "Unified order"):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
@@ -48,6 +49,19 @@ _NOT_NULL = frozenset({"customer_name", "currency", "status", "payment_status", 
 _IGNORED = frozenset(
     {"id", "organization_id", "status_history", "is_duplicate", "source_updated_at", "created", "updated"}
 )
+
+
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def phone_number(value: str | None, *, region: str) -> str | None:
+    """The phone in E.164 (local numbers read in ``region``), or 422 naming ``customer_phone``."""
+    phone = to_e164(value, default_region=region)
+    if phone is not None and not _E164.fullmatch(phone):
+        raise ValidationFailed(
+            details={"customer_phone": "must be a phone number, international (+966501234567) or local (0501234567)"}
+        )
+    return phone
 
 
 def transition(row: dict[str, Any], new: str, *, reason: str | None, actor: str) -> None:
@@ -116,7 +130,7 @@ async def merge(
     """
     given = {name: getattr(data, name) for name in data.model_fields_set if name not in _IGNORED}
     if "customer_phone" in given:
-        given["customer_phone"] = to_e164(given["customer_phone"], default_region=phone_region)
+        given["customer_phone"] = phone_number(given["customer_phone"], region=phone_region)
     errors = _fixed_errors(given, fixed, before)
     errors.update({name: "must not be null" for name in sorted(set(given) & _NOT_NULL) if given[name] is None})
     if "products" in given and "items" in given:

@@ -15,13 +15,12 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from connectors.base import to_e164
 from hub.db import Conn
 from hub.errors import ValidationFailed
 from hub.ids import new_id
 from hub.schemas.orders import OrderCreate
 from hub.services import orders
-from hub.services.order_changes import ORIGIN_FIELDS, merge, require_contact
+from hub.services.order_changes import ORIGIN_FIELDS, merge, phone_number, require_contact
 from hub.services.order_lines import (
     check_line_totals,
     compute_amounts,
@@ -87,7 +86,7 @@ async def _new_row(
     name = data.customer_name or (contact or {}).get("name")
     if not name:
         raise ValidationFailed(details={"customer_name": "is required unless contact_id is given"})
-    phone = to_e164(data.customer_phone, default_region=phone_region) or (contact or {}).get("phone")
+    phone = phone_number(data.customer_phone, region=phone_region) or (contact or {}).get("phone")
     email = data.customer_email or (contact or {}).get("email")
     priced = await price_lines(conn, organization_id=organization_id, field=field_name, lines=lines_in)
     if data.currency and priced.catalog_currency and data.currency != priced.catalog_currency:

@@ -88,6 +88,7 @@ async def test_malformed_fields_are_422_each_named(client: Client, auth: dict[st
         json={
             "customer_name": "",
             "customer_email": "not-an-email",
+            "customer_phone": 501234567,
             "products": [
                 {"name": "A", "price": -1, "quantity": 0},
                 {"name": "B", "price": "1.23456", "quantity": True},
@@ -101,6 +102,7 @@ async def test_malformed_fields_are_422_each_named(client: Client, auth: dict[st
     assert set(body["details"]) == {
         "customer_name",
         "customer_email",
+        "customer_phone",
         "products.0.price",
         "products.0.quantity",
         "products.1.price",
@@ -368,3 +370,22 @@ async def test_a_deleted_source_order_restated_comes_back(
     assert await stock(client, auth, product["id"]) == 3
     assert await event_types(db, first["id"]) == ["order.created", "order.deleted", "order.created"]
     await call(client, "GET", f"/api/v1/orders/{first['id']}", auth, 200)
+
+
+async def test_phone_numbers_are_stored_in_e164_or_refused(client: Client, auth: dict[str, str]) -> None:
+    for i, given in enumerate(("0501234567", "+966 50 123 4567", "00966501234567", "966501234567")):
+        line = LINE | {"quantity": i + 1}  # different contents: not a duplicate of the previous one
+        order = await make_order(client, auth, customer_phone=given, products=[line])
+        assert order["customer_phone"] == "+966501234567", given
+    for junk in ("call me", "12", "+1 555"):
+        body = await call(
+            client,
+            "POST",
+            "/api/v1/orders",
+            auth,
+            422,
+            json={"customer_name": "A", "customer_phone": junk, "products": [LINE]},
+        )
+        assert set(body["details"]) == {"customer_phone"}, junk
+    order = await make_order(client, auth, customer_phone="")
+    assert order["customer_phone"] is None
