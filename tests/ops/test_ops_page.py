@@ -1,16 +1,19 @@
 """The ops page in a real headless Chromium (Debian's ``chromium``, driven by Playwright for Python).
 
+Skipped where Playwright or Chromium is missing, unless ``HUB_REQUIRE_BROWSER=1`` (CI) makes that a
+failure. ``HUB_CHROMIUM`` points at another Chromium binary.
 ``HUB_OPS_SCREENSHOT=1`` also saves the page to ``docs/ops-screenshot.png`` (a path may be given
 instead of ``1``); otherwise the screenshot goes to the test's temporary folder.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import pytest
@@ -39,12 +42,22 @@ CHROMIUM_ARGS = [
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "ops-screenshot.png"
 
 
+def _missing(reason: str) -> NoReturn:
+    # CI sets HUB_REQUIRE_BROWSER=1 so a missing browser fails the run instead of skipping quietly.
+    if os.environ.get("HUB_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     """Headless Chromium; skipped (with the reason) where Playwright or the browser is missing."""
-    async_api = pytest.importorskip("playwright.async_api", reason="pip install playwright")
+    try:
+        async_api = importlib.import_module("playwright.async_api")
+    except ImportError:
+        _missing("Playwright is not installed (pip install -e '.[test]')")
     if not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set HUB_CHROMIUM)")
+        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set HUB_CHROMIUM)")
     async with async_api.async_playwright() as playwright:
         instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
