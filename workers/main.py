@@ -14,14 +14,18 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import structlog
 from arq import cron
 from arq.connections import create_pool
 from arq.worker import Worker
+from redis.exceptions import RedisError
 
 from hub import db, queue
 from hub.settings import Settings
 from workers import chat_sync, deliveries, ingest, sweeper
 from workers.context import CTX_KEY, WorkerContext
+
+log = structlog.get_logger("hub.worker")
 
 JOBS = [ingest.ingest_events, deliveries.deliver_webhooks, chat_sync.job]
 
@@ -42,7 +46,14 @@ class WakeWorker(Worker):
         if self.on_startup:
             await self.on_startup(self.ctx)
         while True:
-            await self._poll_iteration()
+            try:
+                await self._poll_iteration()
+            except (RedisError, OSError) as exc:
+                # Redis restarting or away: arq's own loop would end the worker here; keep it alive and
+                # poll again, the database still holds every piece of work (the sweeper re-enqueues it).
+                log.warning("redis_unavailable", error=repr(exc))
+                await asyncio.sleep(self.poll_delay_s)
+                continue
             if self.burst:
                 if 0 <= self.max_burst_jobs <= self._jobs_started():
                     await asyncio.gather(*self.tasks.values())
@@ -55,7 +66,7 @@ class WakeWorker(Worker):
                 continue
             try:
                 await self.pool.blpop([queue.WAKE_KEY], timeout=self.poll_delay_s)  # type: ignore[arg-type, misc]
-            except (TimeoutError, OSError, ConnectionError):
+            except (TimeoutError, OSError, RedisError):  # redis' ConnectionError is not the builtin one
                 await asyncio.sleep(self.poll_delay_s)
 
 
