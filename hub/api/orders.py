@@ -39,6 +39,7 @@ from hub.schemas.orders import (
 )
 from hub.services import order_bulk, order_changes, order_export, order_idempotency, order_list, orders
 from hub.services.order_create import create_order as create_one
+from hub.services.order_write import Written
 from hub.services.outbox import wake_deliveries
 
 log = structlog.get_logger("hub.api.orders")
@@ -63,7 +64,7 @@ async def _wake(request: web.Request, delivery_ids: list[str]) -> None:
     # finds due rows), so a Redis hiccup must not turn a committed write into an error answer.
     try:
         await wake_deliveries(request.app[REDIS], delivery_ids)
-    except Exception as exc:  # noqa: BLE001 - any queue failure is survivable here
+    except Exception as exc:  # any queue failure is survivable here
         log.warning("wake_deliveries_failed", error=repr(exc), deliveries=len(delivery_ids))
 
 
@@ -101,7 +102,7 @@ async def _run(request: web.Request, payload: Any, work: Work, *, atomic: bool =
     return response
 
 
-async def _change(request: web.Request, message: str, change: Callable[[Conn], Awaitable[Any]]) -> web.Response:
+async def _change(request: web.Request, message: str, change: Callable[[Conn], Awaitable[Written]]) -> web.Response:
     async with request.app[PG_POOL].acquire() as conn, conn.transaction():
         written = await change(conn)
     await _wake(request, written.delivery_ids)

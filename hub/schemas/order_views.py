@@ -136,7 +136,7 @@ class OrderQuery(BaseModel):
         "created", "-created", "updated", "-updated", "total_amount", "-total_amount", "status", "-status"
     ] = "-created"
     count: Literal["auto", "exact"] = Field(
-        default="auto", description="auto: exact up to 10,000 matches, then an estimate; exact: always count"
+        default="auto", description="auto: exact up to 1,000 matches, then an estimate; exact: always count"
     )
 
     def filters(self) -> OrderFilters:

@@ -22,7 +22,7 @@ from connectors.base import to_e164
 from hub.db import Conn
 from hub.schemas.order_views import OrderFilters
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 #: The text ``search`` matches, as one expression so one trigram index serves it (migration 0002);
 #: chr(31) between the fields keeps a term from matching across two of them.
 SEARCH_TEXT = (
