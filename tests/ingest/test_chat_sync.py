@@ -31,7 +31,6 @@ from tests.conftest import eventually
 from tests.fakes.chat_agent_server import API_KEY, FakeChatAgent, make_order
 
 
-
 @pytest.fixture
 async def pool(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[asyncpg.Pool]:
     """The hub's own kind of pool (JSON codecs), on a clean database."""
