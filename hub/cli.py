@@ -15,7 +15,7 @@ import sys
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,6 +24,9 @@ from rich.table import Table
 from hub import cli_status
 from hub.cli_sync import sync_app
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 T = TypeVar("T")
 
@@ -176,7 +179,7 @@ async def _up(settings: Settings) -> None:
     from workers.main import create_worker
 
     key = await _first_run_key(settings)
-    runner = web.AppRunner(create_app(settings), handle_signals=False)
+    runner = _runner(create_app(settings), settings)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -196,6 +199,7 @@ async def _up(settings: Settings) -> None:
     worker_task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await worker_task
+    await _drain(runner)
     await runner.cleanup()
 
 
@@ -226,12 +230,56 @@ async def _serve(settings: Settings) -> None:
 
     from hub.app import create_app
 
-    runner = web.AppRunner(create_app(settings), handle_signals=False, shutdown_timeout=30)
+    runner = _runner(create_app(settings), settings)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
     err.print(f"API listening on http://{settings.host}:{settings.port}")
     await _wait_for_signal()
+    await _drain(runner)
     await runner.cleanup()
+
+
+SHUTDOWN_SECONDS = 30.0
+
+
+def _runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The API's runner. Slow-loris defence: a connection that has not sent complete request headers
+    within ``http_keepalive_seconds`` is closed (aiohttp arms its keep-alive timer when a connection
+    opens; its default is an hour); the body deadline is ``hub.middleware``'s."""
+    from aiohttp import web
+
+    return web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS, keepalive_timeout=settings.http_keepalive_seconds
+    )
+
+
+async def _drain(runner: web.AppRunner) -> None:
+    """Stop listening, then let the requests in flight finish, bodies still arriving included.
+
+    aiohttp's own shutdown stops reading from every connection at once, so a request whose body was
+    still being uploaded when SIGTERM landed would wait out the timeout and get no answer. Here idle
+    kept-alive connections are closed, busy ones close after their answer, and the drain lasts at
+    most ``SHUTDOWN_SECONDS``; ``runner.cleanup()`` then does the rest.
+    """
+    for site in list(runner.sites):
+        await site.stop()
+    server = runner.server
+    if server is None:
+        return
+
+    def busy(conn: web.RequestHandler) -> bool:
+        # aiohttp's own flag (private: in a version without it there is no drain, only aiohttp's shutdown)
+        return bool(getattr(conn, "_request_in_progress", False))
+
+    for conn in list(server.connections):
+        if busy(conn):
+            conn.keep_alive(False)
+        else:
+            conn.close()
+    for _ in range(int(SHUTDOWN_SECONDS / 0.05)):  # polled: aiohttp has no "request finished" hook to await
+        if not any(busy(conn) for conn in server.connections):
+            return
+        await asyncio.sleep(0.05)
 
 
 @app.command()

@@ -6,6 +6,7 @@
     ├── BadRequest          400   malformed JSON or query
     ├── Unauthorized        401   missing, malformed or revoked key / signature
     ├── NotFound            404   unknown id (also another organization's id)
+    ├── RequestTimeout      408   the body did not arrive in time (slow client); the connection is closed
     ├── Conflict            409   idempotency key reused with another body, duplicate name
     ├── PayloadTooLarge     413   body over the limit
     ├── ValidationFailed    422   a field is missing, malformed or out of range (``details`` names it)
@@ -44,6 +45,10 @@ class NotFound(HubError):
 
 class MethodNotAllowed(HubError):
     status, error = 405, "Method not allowed"
+
+
+class RequestTimeout(HubError):
+    status, error = 408, "Request timeout"
 
 
 class Conflict(HubError):

@@ -13,8 +13,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from hub.errors import HubError, RateLimited, Unauthorized, Unavailable
-from hub.keys import LIMITER, PG_POOL, PRINCIPAL, Principal
+from hub.errors import HubError, RateLimited, RequestTimeout, Unauthorized, Unavailable
+from hub.keys import LIMITER, PG_POOL, PRINCIPAL, SETTINGS, Principal
 from hub.responses import error_body, json_response, validation_details
 from hub.services.api_keys import authenticate
 
@@ -57,7 +57,12 @@ def _is_unavailable(exc: BaseException) -> bool:
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render every error in DESIGN's shape; never an HTML page or a traceback."""
     try:
+        await _read_body(request)
         return await handler(request)
+    except RequestTimeout as exc:
+        response = _error(exc.status, exc.error, exc.details)
+        response.force_close()  # the client is too slow to be worth the rest of its body
+        return response
     except RateLimited as exc:
         return _error(exc.status, exc.error, exc.details, **{"Retry-After": str(exc.retry_after)})
     except HubError as exc:
@@ -87,6 +92,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 _MAX_BODY = web.AppKey("max_body_bytes", int)
+
+
+async def _read_body(request: web.Request) -> None:
+    """Read the whole body up front, within ``http_body_timeout_seconds`` and the size limit, on every route.
+
+    Handlers then get it from aiohttp's cache (``request.read()``). A client trickling its body (slow
+    loris) is cut off with 408 instead of holding a handler, and what it holds, for as long as it
+    likes; a body over the limit is 413 even on a route that would never have read it.
+    """
+    if not request.body_exists:
+        return
+    timeout = request.app[SETTINGS].http_body_timeout_seconds
+    try:
+        await asyncio.wait_for(request.read(), timeout)
+    except TimeoutError as exc:
+        raise RequestTimeout(details={"body": f"not received within {timeout:g} s"}) from exc
 
 
 @web.middleware

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
 
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    http_keepalive_seconds: float = Field(default=75.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
     rate_limit: str = "100/second"
     rate_limit_burst: int = Field(default=200, gt=0)
     hooks_rate_limit: str = "5000/second"

@@ -25,6 +25,7 @@ _ERRORS = {
     401: "Missing, malformed or revoked credentials",
     404: "Not found (also another organization's id)",
     405: "Method not allowed",
+    408: "The body did not arrive in time",
     409: "Conflict",
     413: "Body too large",
     422: "Validation failed; details names each field",
@@ -99,6 +100,8 @@ def _responses(op: Operation, ref: dict[str, Any] | None) -> dict[str, Any]:
         ok_content = {op.content_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": ok_content}}
     statuses = {400, 404, 405, 413, 422, 503, *op.extra_statuses}
+    if op.method != "GET":
+        statuses.add(408)  # hub.middleware reads every body within a deadline
     if op.auth is not None:
         statuses |= {401, 429}
     for status in sorted(statuses):
