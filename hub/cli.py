@@ -176,7 +176,7 @@ async def _up(settings: Settings) -> None:
     from aiohttp import web
 
     from hub.app import create_app
-    from workers.main import create_worker
+    from workers.main import create_worker, stop_gracefully
 
     key = await _first_run_key(settings)
     runner = _runner(create_app(settings), settings)
@@ -195,10 +195,7 @@ async def _up(settings: Settings) -> None:
     console.print("Press Ctrl-C to stop.")
     await _wait_for_signal(worker_task)
     console.print("Stopping…")
-    await worker.close()
-    worker_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await worker_task
+    await stop_gracefully(worker, worker_task)
     await _drain(runner)
     await runner.cleanup()
 
@@ -292,17 +289,14 @@ def worker(data_dir: DataDir = None) -> None:
 
 
 async def _worker(settings: Settings) -> None:
-    from workers.main import create_worker
+    from workers.main import create_worker, stop_gracefully
 
     # arq binds a Worker to the event loop current when it is built and starts jobs on that loop,
     # so it must be built inside the running loop, or every job waits forever on a loop never run.
     w = create_worker(settings, handle_signals=False)
     task = asyncio.create_task(w.main(), name="worker")
     await _wait_for_signal(task)
-    await w.close()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+    await stop_gracefully(w, task)
 
 
 @app.command()

@@ -193,22 +193,26 @@ def data_path(*parts: str) -> Path:
     return Path(__file__).parent.joinpath(*parts)
 
 
-@pytest.fixture
-async def worker(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[Any]:
-    """A real arq worker (our WakeWorker) running in the test's event loop until the test ends."""
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Any]:
+    """A real arq worker (our WakeWorker) in the test's event loop, stopped gracefully at the end."""
     import asyncio
 
-    from workers.main import create_worker
+    from workers.main import create_worker, stop_gracefully
 
-    instance = create_worker(settings, handle_signals=False)
+    instance = create_worker(settings, handle_signals=False, **overrides)
     task = asyncio.create_task(instance.main())
     try:
         yield instance
     finally:
-        await instance.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await stop_gracefully(instance, task, grace=10)
+
+
+@pytest.fixture
+async def worker(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[Any]:
+    """A real worker for the run's settings, running until the test ends."""
+    async with running_worker(settings) as instance:
+        yield instance
 
 
 async def eventually(check: Any, *, timeout: float = 10.0, interval: float = 0.05) -> Any:  # noqa: ASYNC109

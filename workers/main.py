@@ -11,6 +11,7 @@ Job names are a wire contract: never rename one without keeping the old name reg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import aiohttp
@@ -122,3 +123,21 @@ def create_worker(settings: Settings, *, burst: bool = False, **overrides: Any) 
     }
     options.update(overrides)
     return WakeWorker(**options)
+
+
+async def stop_gracefully(worker: WakeWorker, task: asyncio.Task[None], *, grace: float = 20.0) -> None:
+    """Stop taking jobs, let jobs in flight finish (up to ``grace`` seconds), then close.
+
+    arq's own ``close()`` cancels running jobs, and a job cancelled mid-way makes it raise before
+    the shutdown hook closes our clients. Whatever does not finish within the grace period is
+    cancelled: its transaction rolls back or its lease expires, and the sweeper hands it to
+    another worker, so nothing is lost either way.
+    """
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    running = [t for t in worker.tasks.values() if not t.done()]
+    if running:
+        await asyncio.wait(running, timeout=grace)
+    with contextlib.suppress(Exception):
+        await worker.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +15,10 @@ from hub import db as hub_db
 from hub import queue
 from hub.services.outbox import NewEvent, record_events, wake_deliveries
 from hub.settings import Settings
+from tests.conftest import running_worker
 from tests.fakes.receiver import Received, Receiver
+
+__all__ = ["running_worker"]
 
 Client = TestClient[Any, Any]
 
@@ -45,35 +46,6 @@ async def arq_redis(settings: Settings, db: asyncpg.Connection) -> AsyncIterator
     instance = await queue.connect(settings.redis_url)
     yield instance
     await instance.aclose()
-
-
-@contextlib.asynccontextmanager
-async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Any]:
-    """A real worker for test-local settings (the shared ``worker`` fixture uses the session's)."""
-    from workers.main import create_worker
-
-    instance = create_worker(settings, handle_signals=False, **overrides)
-    task = asyncio.create_task(instance.main())
-    try:
-        yield instance
-    finally:
-        # Stop the polling loop first, so no job starts after the shutdown hook closed the clients;
-        # then let jobs in flight finish: arq's close() cancels them, and a job cancelled mid-way
-        # makes close() raise before its shutdown hook runs.
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        running = [t for t in instance.tasks.values() if not t.done()]
-        if running:
-            await asyncio.wait(running, timeout=10)
-        await instance.close()
-
-
-@pytest.fixture
-async def worker(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[Any]:
-    """The shared worker fixture, with the graceful stop of :func:`running_worker`."""
-    async with running_worker(settings) as instance:
-        yield instance
 
 
 async def create_webhook(client: Client, auth: dict[str, str], url: str, **fields: Any) -> dict[str, Any]:
