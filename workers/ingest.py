@@ -23,6 +23,7 @@ from connectors import get_connector
 from connectors.base import ConnectorError, NormalizedOrder, RawRequest
 from hub import queue
 from hub.db import Conn
+from hub.metrics import BAD_PAYLOAD, record_reject
 from hub.services.ingest_upsert import delete_orders, is_deletion, upsert_orders
 from hub.services.outbox import wake_deliveries
 from workers.context import WorkerContext, deps
@@ -86,8 +87,16 @@ async def _claim(conn: Conn, ids: list[str], limit: int) -> list[asyncpg.Record]
     return sorted(unique, key=lambda r: (r["received_at"], r["id"]))
 
 
-async def _process(conn: Conn, rows: list[asyncpg.Record]) -> list[str]:
-    """Process claimed rows in the current transaction; returns delivery ids to wake."""
+@dataclass
+class _Batch:
+    """What a processed batch leaves to do after its commit."""
+
+    delivery_ids: list[str] = field(default_factory=list)
+    bad_payload_sources: list[str] = field(default_factory=list)
+
+
+async def _process(conn: Conn, rows: list[asyncpg.Record]) -> _Batch:
+    """Process claimed rows in the current transaction."""
     outcomes = {row["id"]: _parse(row) for row in rows}
     by_org: dict[str, list[tuple[str, NormalizedOrder, bool]]] = defaultdict(list)
     currency: dict[str, str] = {}
@@ -114,18 +123,21 @@ async def _process(conn: Conn, rows: list[asyncpg.Record]) -> list[str]:
         "processed_at = now() WHERE id = $1",
         [(i, o.status, o.topic, o.error, sorted(set(o.order_ids))) for i, o in outcomes.items()],
     )
-    return delivery_ids
+    bad = [row["source"] for row in rows if outcomes[row["id"]].status == "failed"]
+    return _Batch(delivery_ids=delivery_ids, bad_payload_sources=bad)
 
 
-async def _process_one_by_one(hub: WorkerContext, ids: list[str]) -> list[str]:
+async def _process_one_by_one(hub: WorkerContext, ids: list[str]) -> _Batch:
     """Fallback after a batch failed unexpectedly: isolate the event that breaks it."""
-    delivery_ids: list[str] = []
+    done = _Batch()
     for event_id in ids:
         try:
             async with hub.pool.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(_CLAIM.format(where="e.id = ANY($2::text[])"), 1, [event_id])
                 if rows:
-                    delivery_ids += await _process(conn, list(rows))
+                    one = await _process(conn, list(rows))
+                    done.delivery_ids += one.delivery_ids
+                    done.bad_payload_sources += one.bad_payload_sources
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
             raise
         except Exception as exc:
@@ -136,7 +148,7 @@ async def _process_one_by_one(hub: WorkerContext, ids: list[str]) -> list[str]:
                 event_id,
                 f"internal error: {type(exc).__name__}: {exc}"[:2000],
             )
-    return delivery_ids
+    return done
 
 
 async def ingest_events(ctx: dict[str, Any], event_ids: list[str]) -> int:
@@ -155,26 +167,29 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
             async with hub.pool.acquire() as conn, conn.transaction():
                 rows = await _claim(conn, ids, limit)
                 claimed = [r["id"] for r in rows]
-                delivery_ids = await _process(conn, rows) if rows else []
+                batch = await _process(conn, rows) if rows else _Batch()
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
             raise  # database away: arq retries the job; the sweeper is the backstop
         except Exception:
             log.exception("ingest_batch_failed", size=len(claimed))
-            delivery_ids = await _process_one_by_one(hub, claimed)
+            batch = await _process_one_by_one(hub, claimed)
         if not claimed:
             return done
         done += len(claimed)
-        await _wake(hub, delivery_ids)
+        await _after_commit(hub, batch)
         ids = []
         if len(claimed) < limit:
             return done
 
 
-async def _wake(hub: WorkerContext, delivery_ids: list[str]) -> None:
+async def _after_commit(hub: WorkerContext, batch: _Batch) -> None:
+    """Wake the sender and count unreadable payloads per source; both best effort (already committed)."""
     try:
-        await wake_deliveries(hub.redis, delivery_ids)
-    except Exception as exc:  # committed already: the sweeper will find the deliveries
-        log.warning("wake_deliveries_failed", count=len(delivery_ids), error=repr(exc))
+        await wake_deliveries(hub.redis, batch.delivery_ids)
+        for source in batch.bad_payload_sources:
+            await record_reject(hub.redis, source, BAD_PAYLOAD)
+    except Exception as exc:  # the sweeper finds the deliveries; a lost count is only a metric
+        log.warning("after_commit_failed", deliveries=len(batch.delivery_ids), error=repr(exc))
 
 
 async def sweep_inbound(hub: WorkerContext) -> int:

@@ -9,6 +9,7 @@ so a platform is acknowledged in milliseconds and a payload we cannot read is st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -18,6 +19,7 @@ from connectors.base import RawRequest, SignatureError
 from hub.api._router import Router
 from hub.errors import NotFound, Unauthorized
 from hub.keys import INBOUND, PG_POOL, REDIS
+from hub.metrics import BAD_SIGNATURE, record_reject
 from hub.responses import json_response
 from hub.services.inbound_store import InboundItem, summarize_headers
 
@@ -65,7 +67,7 @@ async def receive(request: web.Request) -> web.Response:
     try:
         connector.verify(raw, row["secret"])
     except SignatureError as exc:
-        await _count_reject(request, source, "bad_signature")
+        await _count_reject(request, source, BAD_SIGNATURE)
         raise Unauthorized("Invalid webhook signature", details={"signature": str(exc)}) from exc
     if _is_form_ping(request, body):
         return json_response({"success": True, "data": {"id": None, "duplicate": False}, "message": "ping"})
@@ -87,9 +89,5 @@ async def receive(request: web.Request) -> web.Response:
 
 async def _count_reject(request: web.Request, source: str, reason: str) -> None:
     """Count a rejected request for the ops view; never let counting fail the answer."""
-    try:
-        from hub.metrics import record_reject
-
+    with contextlib.suppress(Exception):  # a metrics hiccup must not turn a 401 into a 5xx
         await asyncio.wait_for(record_reject(request.app[REDIS], source, reason), timeout=0.5)
-    except Exception:  # noqa: S110 - a metrics hiccup must not turn a 401 into a 5xx
-        pass

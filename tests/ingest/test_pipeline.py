@@ -9,7 +9,9 @@ from typing import Any
 
 import asyncpg
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
+from hub.keys import SETTINGS
 from tests.conftest import data_path, eventually
 
 Client = TestClient[Any, Any]
@@ -125,6 +127,9 @@ async def test_forged_signature_is_401_and_nothing_stored(
     resp = await client.post(f"/hooks/salla/{conn_id}", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == 401
     assert await db.fetchval("SELECT count(*) FROM inbound_events") == 0
+    redis = Redis.from_url(client.app[SETTINGS].redis_url or "")
+    assert int(await redis.hget("hub:rejects:salla", "bad_signature") or 0) == 2  # counted for the ops view
+    await redis.aclose()
 
 
 async def test_unknown_source_or_connection_is_404(
@@ -151,6 +156,11 @@ async def test_unreadable_payload_is_kept_as_failed_event(
     rows = await eventually(failed)
     assert all(r["error"] for r in rows)
     assert await db.fetchval("SELECT count(*) FROM orders") == 0
+
+    async def counted() -> bool:
+        return int(await worker.pool.hget("hub:rejects:salla", "bad_payload") or 0) == 2
+
+    await eventually(counted)  # unreadable payloads are counted per source for the ops view
 
 
 async def test_body_over_limit_is_413(
