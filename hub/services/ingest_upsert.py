@@ -34,43 +34,17 @@ from hub.db import Conn
 from hub.ids import new_id
 from hub.money import quantize
 from hub.services.order_view import order_public
+from hub.services.orders import COLUMNS, INSERT_SQL
 from hub.services.outbox import NewEvent, record_events
 from hub.transitions import events_for_change
 
 log = structlog.get_logger("hub.ingest")
 
-_COLUMNS = (
-    "id",
-    "organization_id",
-    "source",
-    "external_id",
-    "reference",
-    "created_by",
-    "contact_id",
-    "customer_name",
-    "customer_email",
-    "customer_phone",
-    "shipping_address",
-    "products",
-    "subtotal",
-    "discount",
-    "tax",
-    "delivery_fee",
-    "total_amount",
-    "currency",
-    "status",
-    "payment_status",
-    "fulfillment_status",
-    "notes",
-    "cancellation_reason",
-    "status_history",
-    "fingerprint",
-    "source_updated_at",
-    "created",
-    "updated",
-)
-_INSERT = f"INSERT INTO orders ({', '.join(_COLUMNS)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(_COLUMNS)))})"
-_MUTABLE = [c for c in _COLUMNS if c not in ("id", "organization_id", "source", "external_id", "created_by", "created")]
+_MUTABLE = [
+    c
+    for c in COLUMNS
+    if c not in ("id", "organization_id", "source", "external_id", "created_by", "created", "deleted_at")
+]
 _UPDATE = (
     "UPDATE orders SET "
     + ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(_MUTABLE))
@@ -273,7 +247,7 @@ async def upsert_orders(
         public = order_public(state)
         events.extend(NewEvent(organization_id, state["id"], order.source, t, public) for t in types)
     if inserted:
-        await conn.executemany(_INSERT, [tuple(stored[k][c] for c in _COLUMNS) for k in inserted])
+        await conn.executemany(INSERT_SQL, [tuple(stored[k].get(c) for c in COLUMNS) for k in inserted])
     changed -= inserted
     if changed:
         await conn.executemany(

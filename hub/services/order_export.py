@@ -20,33 +20,10 @@ from hub.money import quantize
 from hub.schemas.order_views import OrderFilters
 from hub.services import orders
 from hub.services.order_query import select_sql
-from hub.services.order_view import MONEY_FIELDS
+from hub.services.order_view import MONEY_FIELDS, PUBLIC_FIELDS
 
 BATCH = 500
-CSV_COLUMNS = (
-    "id",
-    "organization_id",
-    "source",
-    "external_id",
-    "reference",
-    "created_by",
-    "contact_id",
-    "customer_name",
-    "customer_email",
-    "customer_phone",
-    "shipping_address",
-    "products",
-    *MONEY_FIELDS,
-    "currency",
-    "status",
-    "payment_status",
-    "fulfillment_status",
-    "notes",
-    "cancellation_reason",
-    "source_updated_at",
-    "created",
-    "updated",
-)
+CSV_COLUMNS = tuple(f for f in PUBLIC_FIELDS if f != "status_history")  # history does not fit a cell
 MEDIA_TYPES = {"csv": "text/csv", "ndjson": "application/x-ndjson"}
 
 

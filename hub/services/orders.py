@@ -12,43 +12,14 @@ from typing import Any
 
 from hub.db import Conn
 from hub.errors import NotFound
+from hub.models import Order
 from hub.services.order_view import order_public
 
 Row = dict[str, Any]
 
-#: Every column an order row has, in insert order.
-COLUMNS = (
-    "id",
-    "organization_id",
-    "source",
-    "external_id",
-    "reference",
-    "created_by",
-    "contact_id",
-    "customer_name",
-    "customer_email",
-    "customer_phone",
-    "shipping_address",
-    "products",
-    "subtotal",
-    "discount",
-    "tax",
-    "delivery_fee",
-    "total_amount",
-    "currency",
-    "status",
-    "payment_status",
-    "fulfillment_status",
-    "notes",
-    "cancellation_reason",
-    "status_history",
-    "fingerprint",
-    "source_updated_at",
-    "created",
-    "updated",
-    "deleted_at",
-)
-_INSERT = f"INSERT INTO orders ({', '.join(COLUMNS)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))})"
+#: Every column an order row has, in insert order (the table definition is the one source).
+COLUMNS: tuple[str, ...] = tuple(Order.__table__.columns.keys())  # type: ignore[attr-defined]
+INSERT_SQL = f"INSERT INTO orders ({', '.join(COLUMNS)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))})"
 _IMMUTABLE = frozenset({"id", "organization_id", "created"})
 
 
@@ -78,7 +49,7 @@ async def get_order(conn: Conn, *, organization_id: str, order_id: str) -> dict[
 
 async def insert(conn: Conn, row: Mapping[str, Any]) -> None:
     """Insert a complete order row."""
-    await conn.execute(_INSERT, *(row.get(column) for column in COLUMNS))
+    await conn.execute(INSERT_SQL, *(row.get(column) for column in COLUMNS))
 
 
 async def update(conn: Conn, *, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
