@@ -250,9 +250,7 @@ async def _store_page(
     return result.delivery_ids
 
 
-async def _keep_unreadable(
-    conn: Conn, target: SyncTarget, unreadable: list[tuple[dict[str, Any], str]]
-) -> None:
+async def _keep_unreadable(conn: Conn, target: SyncTarget, unreadable: list[tuple[dict[str, Any], str]]) -> None:
     """Store each unreadable order as a failed inbound event, in the chat agent's webhook envelope.
 
     Wrapped as an ``order.updated`` webhook so that the ingest worker, given a retry, parses it with
