@@ -23,13 +23,19 @@ log = structlog.get_logger("hub.http")
 _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
+    # Postgres shutting down under a live session: the session gets 57P01/57P02, and a pooled
+    # connection broken mid-query fails its reset with InternalClientError (found by
+    # tests/faults/test_crashes.py, stopping Postgres during a burst: these were 500s).
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.InternalClientError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
     OperationalError,
     InterfaceError,
     RedisConnectionError,
     RedisTimeoutError,
-    ConnectionError,
+    OSError,  # sockets: ConnectionError and the rest
     asyncio.TimeoutError,
 )
 
@@ -46,11 +52,17 @@ def _error(status: int, error: str, details: dict[str, object] | None = None, **
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, _UNAVAILABLE):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OSError)
+    """A lost or refused Postgres/Redis connection, also when SQLAlchemy wrapped the driver's error."""
+    cause: BaseException | None = exc
+    for _ in range(4):
+        if cause is None:
+            return False
+        if isinstance(cause, _UNAVAILABLE):
+            return True
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        cause = getattr(cause, "orig", None) or cause.__cause__
+    return False
 
 
 @web.middleware
@@ -60,9 +72,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         await _read_body(request)
         return await handler(request)
     except RequestTimeout as exc:
-        response = _error(exc.status, exc.error, exc.details)
-        response.force_close()  # the client is too slow to be worth the rest of its body
-        return response
+        return await _cut_off(request, _error(exc.status, exc.error, exc.details))
     except RateLimited as exc:
         return _error(exc.status, exc.error, exc.details, **{"Retry-After": str(exc.retry_after)})
     except HubError as exc:
@@ -92,6 +102,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 _MAX_BODY = web.AppKey("max_body_bytes", int)
+
+
+async def _cut_off(request: web.Request, response: web.Response) -> web.Response:
+    """Answer a client too slow to send its body, then drop the connection without reading the rest
+    (aiohttp would otherwise linger up to 10 s draining it, so the slow client held on that long)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 async def _read_body(request: web.Request) -> None:
