@@ -98,7 +98,11 @@ def _responses(op: Operation, ref: dict[str, Any] | None) -> dict[str, Any]:
         ok_content = {"application/json": {"schema": {"type": "object"} if op.raw else _envelope(op, ref)}}
     else:
         ok_content = {op.content_type: {"schema": {"type": "string"}}}
-    responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": ok_content}}
+    responses: dict[str, Any] = {
+        str(op.status): _REDIRECT | {"description": op.summary}
+        if _is_redirect(op.status)
+        else {"description": op.summary, "content": ok_content}
+    }
     statuses = {400, 404, 405, 413, 422, 503, *op.extra_statuses}
     if op.method != "GET":
         statuses.add(408)  # hub.middleware reads every body within a deadline
@@ -107,11 +111,24 @@ def _responses(op: Operation, ref: dict[str, Any] | None) -> dict[str, Any]:
     for status in sorted(statuses):
         if str(status) in responses:
             continue
-        responses[str(status)] = {
-            "description": _ERRORS.get(status, "Error"),
-            "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
-        }
+        if _is_redirect(status):
+            responses[str(status)] = _REDIRECT
+            continue
+        content: dict[str, Any] = {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}
+        if op.content_type != "application/json":  # a page may answer an error with a page (the login form)
+            content[op.content_type] = {"schema": {"type": "string"}}
+        responses[str(status)] = {"description": _ERRORS.get(status, "Error"), "content": content}
     return responses
+
+
+_REDIRECT: dict[str, Any] = {
+    "description": "Redirect: see Location (no body)",
+    "headers": {"Location": {"schema": {"type": "string"}}},
+}
+
+
+def _is_redirect(status: int) -> bool:
+    return 300 <= status < 400
 
 
 def build(routers: Iterable[Router]) -> dict[str, Any]:

@@ -121,7 +121,7 @@ def _see_other(location: str) -> web.Response:
 # ---- the page ---------------------------------------------------------------------------------------
 
 
-@router.route("GET", "/ops", summary="The ops page (HTML)", auth="ops", content_type="text/html", extra_statuses=(302,))
+@router.route("GET", "/ops", summary="The ops page (HTML)", auth="ops", content_type="text/html", extra_statuses=(303,))
 async def ops_page(request: web.Request) -> web.Response:
     secret = _secret(request)
     how = _credential(request, secret) if secret is not None else None
@@ -164,7 +164,13 @@ async def ops_login_form(request: web.Request) -> web.Response:
 
 
 @router.route(
-    "POST", "/ops/login", summary="Sign in with the ops token", auth=None, content_type="text/html", status=303
+    "POST",
+    "/ops/login",
+    summary="Sign in with the ops token",
+    auth=None,
+    content_type="text/html",
+    status=303,
+    extra_statuses=(401,),
 )
 async def ops_login(request: web.Request) -> web.Response:
     secret = _secret(request)
