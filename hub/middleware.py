@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from hub.errors import HubError, RateLimited, RequestTimeout, Unauthorized, Unavailable
+from hub.errors import BadRequest, HubError, RateLimited, RequestTimeout, Unauthorized, Unavailable
 from hub.keys import LIMITER, PG_POOL, PRINCIPAL, SETTINGS, Principal
 from hub.responses import error_body, json_response, validation_details
 from hub.services.api_keys import authenticate
@@ -69,6 +69,7 @@ def _is_unavailable(exc: BaseException) -> bool:
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render every error in DESIGN's shape; never an HTML page or a traceback."""
     try:
+        _refuse_nul(request)
         await _read_body(request)
         return await handler(request)
     except RequestTimeout as exc:
@@ -112,6 +113,15 @@ async def _cut_off(request: web.Request, response: web.Response) -> web.Response
     await response.write_eof()
     request.protocol.force_close()
     return response
+
+
+def _refuse_nul(request: web.Request) -> None:
+    """400 for a NUL character in the path or the query: Postgres text cannot hold one (it was a 500)."""
+    if "\x00" in request.path:
+        raise BadRequest("Malformed request", details={"path": "contains a NUL character"})
+    for name, value in request.query.items():
+        if "\x00" in name or "\x00" in value:
+            raise BadRequest("Malformed request", details={f"query.{name}": "contains a NUL character"})
 
 
 async def _read_body(request: web.Request) -> None:

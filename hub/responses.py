@@ -70,9 +70,29 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         raise BadRequest("Request body must be JSON", details={"body": "empty"})
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest("Malformed JSON", details={"body": str(exc)}) from exc
+    if b"\\u0000" in raw:  # JSON can only carry NUL escaped; Postgres text cannot hold it (it was a 500)
+        where = _nul_path(data, ())
+        if where is not None:
+            raise ValidationFailed(details={".".join(where) or "body": "contains a NUL character"})
+    return data
+
+
+def _nul_path(value: Any, path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where in ``value`` a string (or a key) holds a NUL character, if anywhere."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        here = (*path, str(key))
+        if isinstance(key, str) and "\x00" in key:
+            return here
+        found = _nul_path(item, here)
+        if found is not None:
+            return found
+    return None
 
 
 def validation_details(exc: ValidationError) -> dict[str, str]:

@@ -92,7 +92,8 @@ Bound = Annotated[
     BeforeValidator(_timestamp),
     WithJsonSchema({"type": ["string", "null"], "description": "YYYY-MM-DD or an ISO 8601 timestamp"}),
 ]
-Word = Annotated[str | None, BeforeValidator(_text), Field(max_length=200)]
+# the length applies to the text only: on `str | None` it would be applied to None too (a TypeError, a 500)
+Word = Annotated[Annotated[str, Field(max_length=200)] | None, BeforeValidator(_text)]
 
 
 @dataclass(frozen=True, slots=True)
