@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from connectors import _standard_webhooks
+from connectors._readers import read_text, read_time
 from connectors.base import NormalizedOrder, ParsedEvent, PayloadError, RawRequest
-from connectors.generic import EVENT_STATUS, normalize_unified, read_envelope, read_text, read_time
+from connectors.generic import EVENT_STATUS, normalize_unified, read_envelope
 
 SOURCE = "chat_agent"
 ORDER_EVENTS = frozenset({"order.created", "order.updated", "order.cancelled", "order.delivered"})

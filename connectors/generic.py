@@ -4,25 +4,34 @@ For platforms without a connector of their own (e.g. HungerStation). The body is
 (``{"id": "evt_…", "type": "order.created", "created": "…", "data": {"order": {…}}}``; ``{"event": …,
 "data": {…order…}}`` is accepted too), signed with Standard Webhooks (see :mod:`connectors._standard_webhooks`).
 
-This module also owns the *reader of the unified model*: :func:`normalize_unified` and the value readers
-(:func:`read_money`, :func:`read_text`, …). The platform connectors translate their payload into the unified
-field names and pass it through the same reader, so every source obeys one set of rules for money, text,
-quantities and statuses, and every malformed value becomes a :class:`PayloadError` naming the field.
+This module also owns the *reader of the unified model*, :func:`normalize_unified`, built on the value readers of
+:mod:`connectors._readers`. Shopify, WooCommerce and the chat agent translate their payload into the unified field
+names and pass it through the same reader, so they obey one set of rules for money, text, quantities and
+statuses, and every malformed value becomes a :class:`PayloadError` naming the field.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, NoReturn, get_args
+from datetime import datetime
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from connectors import _standard_webhooks
+from connectors._readers import (
+    load_json,
+    read_address,
+    read_currency,
+    read_list,
+    read_money,
+    read_object,
+    read_quantity,
+    read_text,
+    read_time,
+)
 from connectors.base import (
     FulfillmentStatus,
     NormalizedOrder,
@@ -32,8 +41,6 @@ from connectors.base import (
     PayloadError,
     PaymentStatus,
     RawRequest,
-    parse_time,
-    to_decimal,
     to_e164,
 )
 
@@ -62,144 +69,8 @@ _STATUS_ALIASES = {"processing": "preparing"}  # seed 000's name for "preparing"
 _RESERVED_SOURCES = frozenset({"shopify", "woocommerce", "salla", "zid", "chat_agent", "manual", "api"})
 _SOURCE_SLUG = re.compile(r"[a-z][a-z0-9_]{1,31}")
 
-# numeric(20, 4) holds less than 10**16; keep a margin so sums of lines still fit.
-MONEY_LIMIT = Decimal(10) ** 15
-_MAX_QUANTITY = 10**9
 _MAX_ID_LENGTH = 255
 _MAX_TYPE_LENGTH = 100
-_DECIMAL_TEXT = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,12})?")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-_Scalar = str | int | float | bool | None
-
-
-# ---- value readers -------------------------------------------------------------------------------
-
-
-def load_json(body: bytes) -> Any:
-    """Decode a UTF-8 JSON body; :class:`PayloadError` for bad UTF-8, bad JSON, NaN/Infinity or deep nesting."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PayloadError(f"body is not UTF-8 (byte {exc.start})") from exc
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError as exc:
-        raise PayloadError("body nests too deeply") from exc
-    except ValueError as exc:  # JSONDecodeError, and integers past Python's digit limit
-        raise PayloadError(f"body is not JSON: {str(exc)[:120]}") from exc
-
-
-def _reject_constant(name: str) -> NoReturn:
-    # Postgres JSONB and NUMERIC refuse NaN and Infinity, so refuse them at the door.
-    raise PayloadError(f"body holds {name}, which is not a JSON number")
-
-
-def read_object(value: Any, where: str) -> dict[str, Any]:
-    """A JSON object, else :class:`PayloadError`."""
-    if not isinstance(value, dict):
-        raise PayloadError(f"{where}: expected an object, got {_kind(value)}")
-    return value
-
-
-def read_list(value: Any, where: str) -> list[Any]:
-    """A JSON array (None reads as empty), else :class:`PayloadError`."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise PayloadError(f"{where}: expected an array, got {_kind(value)}")
-    return value
-
-
-def read_text(value: Any, where: str) -> str | None:
-    """A trimmed string (integers are written out); None or blank reads as None."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**30:
-        return str(value)
-    if not isinstance(value, str):
-        raise PayloadError(f"{where}: expected a string, got {_kind(value)}")
-    return _clean(value, where).strip() or None
-
-
-def read_money(value: Any, where: str) -> Decimal:
-    """An exact amount from a JSON number or a decimal string (``"12.50"``), within numeric(20, 4)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise PayloadError(f"{where}: expected a number or a decimal string, got {_kind(value)}")
-    if isinstance(value, int) and abs(value) >= MONEY_LIMIT:  # before str(): huge ints are slow to print
-        raise PayloadError(f"{where}: amount out of range")
-    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value.strip()):
-        raise PayloadError(f"{where}: not a decimal number: {value[:40]!r}")
-    amount = to_decimal(value, field_name=where)
-    if abs(amount) >= MONEY_LIMIT:
-        raise PayloadError(f"{where}: amount out of range")
-    return amount
-
-
-def read_quantity(value: Any, where: str) -> int:
-    """A non-negative whole number (``2``, ``2.0`` or ``"2"``)."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        if len(value.strip()) > 12:
-            raise PayloadError(f"{where}: quantity out of range")
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PayloadError(f"{where}: expected a whole number, got {_kind(value)}")
-    if not 0 <= value < _MAX_QUANTITY:
-        raise PayloadError(f"{where}: quantity out of range")
-    return value
-
-
-def read_time(value: Any, where: str) -> datetime:
-    """An ISO-8601 timestamp (naive means UTC), or an already parsed datetime; returned in UTC."""
-    if isinstance(value, str):
-        _clean(value, where)
-    parsed = value if isinstance(value, datetime) else parse_time(value, field_name=where)
-    try:
-        # 9999-12-31T23:00-05:00 parses but cannot be stored: find out here, not in the worker.
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except OverflowError as exc:
-        raise PayloadError(f"{where}: timestamp out of range") from exc
-
-
-def read_currency(value: Any, where: str) -> str:
-    """An ISO 4217 code, upper-cased."""
-    text = (read_text(value, where) or "").upper()
-    if not _CURRENCY.fullmatch(text):
-        raise PayloadError(f"{where}: expected an ISO 4217 code like 'SAR', got {value!r:.40}")
-    return text
-
-
-def read_address(value: Any, where: str) -> str | dict[str, Any] | None:
-    """A string, or a flat object of scalars (what platforms send), kept as given."""
-    if not isinstance(value, dict):
-        return read_text(value, where)
-    address: dict[str, _Scalar] = {}
-    for raw_key, item in value.items():
-        key = _clean(raw_key, where)
-        if not isinstance(item, _Scalar):
-            raise PayloadError(f"{where}.{key[:40]}: expected a string or a number, got {_kind(item)}")
-        if isinstance(item, int) and not -(2**63) <= item < 2**63:  # JSON encoders (orjson) stop at 64 bits
-            raise PayloadError(f"{where}.{key[:40]}: number out of range")
-        address[key] = _clean(item, f"{where}.{key[:40]}") if isinstance(item, str) else item
-    return address
-
-
-def _clean(text: str, where: str) -> str:
-    # Postgres text cannot hold NUL, and lone surrogates cannot be encoded: refuse both here, not in the DB.
-    if "\x00" in text:
-        raise PayloadError(f"{where}: contains a NUL character")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise PayloadError(f"{where}: not valid Unicode text") from exc
-    return text
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
-        type(value), "null" if value is None else type(value).__name__
-    )
 
 
 # ---- the Standard Webhooks envelope --------------------------------------------------------------

@@ -15,12 +15,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connectors._readers import (
+    MALFORMED,
+    as_bytes,
+    describe,
+    exact_sum,
+    load_json,
+    read_amount,
+    read_decimal_quantity,
+    read_id,
+    read_local_time,
+    read_object,
+    read_opt_amount,
+    read_opt_currency,
+    read_opt_id,
+    read_opt_list,
+    read_opt_object,
+    read_shipping_address,
+    read_string,
+    to_phone,
+)
 from connectors.base import (
     FulfillmentStatus,
     NormalizedOrder,
@@ -32,27 +50,6 @@ from connectors.base import (
     RawRequest,
     SignatureError,
     body_hash,
-)
-
-# The strict JSON readers are shared by both connectors; they live in zid.py.
-from connectors.zid import (
-    MALFORMED,
-    add,
-    address,
-    amount,
-    array,
-    as_bytes,
-    currency,
-    ident,
-    kind,
-    load_json,
-    obj,
-    opt_amount,
-    opt_ident,
-    opt_obj,
-    phone,
-    quantity,
-    text,
 )
 
 SOURCE: Final = "salla"
@@ -97,10 +94,6 @@ _AFTER_CHECKOUT: Final = frozenset(
 )
 
 STORE_ZONE: Final = "Asia/Riyadh"  # Salla's naive timestamps and date objects are in store time
-# Riyadh has had no DST since 1950: a fixed offset keeps working where the OS lacks tzdata.
-_ZONE_FALLBACK: Final[dict[str, tzinfo]] = {STORE_ZONE: timezone(timedelta(hours=3), STORE_ZONE)}
-_OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})")
-_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-/]{0,63}")
 
 
 class SallaConnector:
@@ -127,10 +120,10 @@ class SallaConnector:
 
     def parse(self, request: RawRequest) -> list[ParsedEvent]:
         """The single event of a Salla request; PayloadError if it is not readable as one."""
-        envelope = obj(load_json(request.body), "body")
+        envelope = read_object(load_json(request.body), "body")
         topic = envelope.get("event")
         if not isinstance(topic, str) or not topic.strip() or len(topic) > 200:
-            raise PayloadError(f"event: expected the event name, got {kind(topic)}")
+            raise PayloadError(f"event: expected the event name, got {describe(topic)}")
         try:
             return [_event(topic.strip(), envelope)]
         except PayloadError:
@@ -179,9 +172,9 @@ def _event(topic: str, envelope: dict[str, Any]) -> ParsedEvent:
 def _status_event(topic: str, envelope: dict[str, Any]) -> ParsedEvent:
     # data is a status-history record (data.id is the record's id, data.status a display name); the
     # order, with its status slug, is data.order. Only the status is applied, nothing else blanked.
-    data = obj(envelope.get("data"), "data")
-    order = obj(data.get("order"), "data.order")
-    external_id = ident(order.get("id"), "data.order.id")
+    data = read_object(envelope.get("data"), "data")
+    order = read_object(data.get("order"), "data.order")
+    external_id = read_id(order.get("id"), "data.order.id")
     slug = _slug(order.get("status"), "data.order.status") or _slug(data.get("status"), "data.status")
     status = STATUS_MAP.get(slug or "", (None, None))[0]
     if status is None:
@@ -193,8 +186,8 @@ def _status_event(topic: str, envelope: dict[str, Any]) -> ParsedEvent:
 
 
 def _full_order(topic: str, envelope: dict[str, Any]) -> NormalizedOrder:
-    data = obj(envelope.get("data"), "data")
-    external_id = ident(data.get("id"), "data.id")
+    data = read_object(envelope.get("data"), "data")
+    external_id = read_id(data.get("id"), "data.id")
     slug = _slug(data.get("status"), "data.status")
     status, fulfillment = STATUS_MAP.get(slug or "", (None, None))
     payment = _payment_status(slug, data)
@@ -202,20 +195,20 @@ def _full_order(topic: str, envelope: dict[str, Any]) -> NormalizedOrder:
         status = "cancelled"  # the event name is explicit even when a custom status hides the slug
     if topic == "order.refunded":
         payment = "refunded"
-    customer = opt_obj(data.get("customer"), "data.customer") or {}
+    customer = read_opt_object(data.get("customer"), "data.customer") or {}
     fields: dict[str, Any] = {
-        "reference": opt_ident(data.get("reference_id"), "data.reference_id"),
+        "reference": read_opt_id(data.get("reference_id"), "data.reference_id"),
         "customer_name": _customer_name(customer),
-        "customer_email": text(customer.get("email"), "data.customer.email"),
+        "customer_email": read_string(customer.get("email"), "data.customer.email"),
         "customer_phone": _phone(customer),
-        "shipping_address": address(data.get("shipping"), "data.shipping"),
+        "shipping_address": read_shipping_address(data.get("shipping"), "data.shipping"),
         "products": _lines(data.get("items")),
-        "currency": currency(data.get("currency"), "data.currency"),
+        "currency": read_opt_currency(data.get("currency"), "data.currency"),
         "status": status,
         "payment_status": payment,
         "fulfillment_status": fulfillment,
         "source_created_at": _opt_time(data.get("date"), "data.date"),
-        **_amounts(opt_obj(data.get("amounts"), "data.amounts")),
+        **_amounts(read_opt_object(data.get("amounts"), "data.amounts")),
     }
     set_fields = {name: value for name, value in fields.items() if value is not None}
     clock = _clock(envelope, data)
@@ -225,7 +218,7 @@ def _full_order(topic: str, envelope: dict[str, Any]) -> NormalizedOrder:
 def _payment_status(slug: str | None, data: dict[str, Any]) -> PaymentStatus | None:
     # Salla has no payment-status field: derive it from the status, the payment method and
     # is_pending_payment, and say nothing where they do not tell (cancelled, unknown slugs).
-    method = text(data.get("payment_method"), "data.payment_method")
+    method = read_string(data.get("payment_method"), "data.payment_method")
     if data.get("is_pending_payment") is True or slug in _AWAITING_PAYMENT:
         return "pending"
     if slug == "payment_failed":
@@ -244,76 +237,76 @@ def _payment_status(slug: str | None, data: dict[str, Any]) -> PaymentStatus | N
 def _amounts(amounts: dict[str, Any] | None) -> dict[str, Decimal | None]:
     if amounts is None:
         return {}
-    shipping = opt_amount(amounts.get("shipping_cost"), "amounts.shipping_cost")
-    cod = opt_amount(amounts.get("cash_on_delivery"), "amounts.cash_on_delivery")
-    tax = opt_obj(amounts.get("tax"), "amounts.tax")
+    shipping = read_opt_amount(amounts.get("shipping_cost"), "amounts.shipping_cost")
+    cod = read_opt_amount(amounts.get("cash_on_delivery"), "amounts.cash_on_delivery")
+    tax = read_opt_object(amounts.get("tax"), "amounts.tax")
     return {
-        "subtotal": opt_amount(amounts.get("sub_total"), "amounts.sub_total"),
+        "subtotal": read_opt_amount(amounts.get("sub_total"), "amounts.sub_total"),
         "discount": _discount(amounts.get("discounts")),
-        "tax": opt_amount(tax.get("amount"), "amounts.tax.amount") if tax else None,
-        "delivery_fee": None if shipping is None and cod is None else add(shipping, cod),
-        "total_amount": opt_amount(amounts.get("total"), "amounts.total"),
+        "tax": read_opt_amount(tax.get("amount"), "amounts.tax.amount") if tax else None,
+        "delivery_fee": None if shipping is None and cod is None else exact_sum(shipping, cod),
+        "total_amount": read_opt_amount(amounts.get("total"), "amounts.total"),
     }
 
 
 def _discount(discounts: Any) -> Decimal | None:
-    entries = array(discounts, "amounts.discounts")
+    entries = read_opt_list(discounts, "amounts.discounts")
     if entries is None:
         return None
     values = []
     for i, entry in enumerate(entries):
         path = f"amounts.discounts[{i}]"
-        values.append(amount(obj(entry, path).get("discount"), f"{path}.discount"))
-    return add(*values)
+        values.append(read_amount(read_object(entry, path).get("discount"), f"{path}.discount"))
+    return exact_sum(*values)
 
 
 def _lines(items: Any) -> list[OrderLine] | None:
-    found = array(items, "data.items")
+    found = read_opt_list(items, "data.items")
     if found is None:
         return None
-    return [_line(obj(item, f"data.items[{i}]"), f"data.items[{i}]") for i, item in enumerate(found)]
+    return [_line(read_object(item, f"data.items[{i}]"), f"data.items[{i}]") for i, item in enumerate(found)]
 
 
 def _line(item: dict[str, Any], path: str) -> OrderLine:
-    product = opt_obj(item.get("product"), f"{path}.product") or {}
-    amounts = obj(item.get("amounts"), f"{path}.amounts")
-    name = text(item.get("name"), f"{path}.name") or text(product.get("name"), f"{path}.product.name")
+    product = read_opt_object(item.get("product"), f"{path}.product") or {}
+    amounts = read_object(item.get("amounts"), f"{path}.amounts")
+    name = read_string(item.get("name"), f"{path}.name") or read_string(product.get("name"), f"{path}.product.name")
     if name is None:
         raise PayloadError(f"{path}.name: missing")
     product_id = item.get("product_id")  # flat in some events, nested under "product" in others
     product_id = product.get("id") if product_id is None else product_id
     return OrderLine(
-        product_id=opt_ident(product_id, f"{path}.product_id"),
-        sku=text(item.get("sku"), f"{path}.sku") or text(product.get("sku"), f"{path}.product.sku"),
+        product_id=read_opt_id(product_id, f"{path}.product_id"),
+        sku=read_string(item.get("sku"), f"{path}.sku") or read_string(product.get("sku"), f"{path}.product.sku"),
         name=name,
-        quantity=quantity(item.get("quantity"), f"{path}.quantity"),
-        price=amount(amounts.get("price_without_tax"), f"{path}.amounts.price_without_tax"),
-        total=amount(amounts.get("total"), f"{path}.amounts.total"),
+        quantity=read_decimal_quantity(item.get("quantity"), f"{path}.quantity"),
+        price=read_amount(amounts.get("price_without_tax"), f"{path}.amounts.price_without_tax"),
+        total=read_amount(amounts.get("total"), f"{path}.amounts.total"),
     )
 
 
 def _customer_name(customer: dict[str, Any]) -> str | None:
-    name = text(customer.get("name"), "data.customer.name")
+    name = read_string(customer.get("name"), "data.customer.name")
     if name:
         return name
-    parts = (text(customer.get(key), f"data.customer.{key}") for key in ("first_name", "last_name"))
+    parts = (read_string(customer.get(key), f"data.customer.{key}") for key in ("first_name", "last_name"))
     return " ".join(part for part in parts if part) or None
 
 
 def _phone(customer: dict[str, Any]) -> str | None:
     # Salla usually splits the number: mobile_code "+966" and mobile 501234567 (an int).
-    mobile = opt_ident(customer.get("mobile"), "data.customer.mobile")
-    code = opt_ident(customer.get("mobile_code"), "data.customer.mobile_code")
-    return phone(mobile, code)
+    mobile = read_opt_id(customer.get("mobile"), "data.customer.mobile")
+    code = read_opt_id(customer.get("mobile_code"), "data.customer.mobile_code")
+    return to_phone(mobile, code)
 
 
 def _slug(status: Any, path: str) -> str | None:
     if isinstance(status, str):
         return status.strip().lower() or None
-    node = opt_obj(status, path)
+    node = read_opt_object(status, path)
     if not node:
         return None
-    slug = text(node.get("slug"), f"{path}.slug")
+    slug = read_string(node.get("slug"), f"{path}.slug")
     return slug.lower() if slug else None
 
 
@@ -334,36 +327,5 @@ def _opt_time(value: Any, path: str) -> datetime | None:
 
 
 def salla_time(value: Any, path: str) -> datetime:
-    """A Salla timestamp in UTC: a PHP date object, a JavaScript date string or ISO-8601."""
-    moment, zone_name = (
-        (value.get("date"), value.get("timezone", STORE_ZONE)) if isinstance(value, dict) else (value, STORE_ZONE)
-    )
-    zone = _zone(zone_name, f"{path}.timezone")
-    if not isinstance(moment, str) or not moment.strip() or len(moment) > 64:
-        raise PayloadError(f"{path}: expected a timestamp, got {kind(moment)}")
-    raw = moment.strip().split(" (")[0]  # JS dates may end in "(Arabia Standard Time)"
-    try:
-        if "GMT" in raw:  # the envelope's JavaScript date, e.g. "Sun Jun 26 2022 12:21:48 GMT+0300"
-            parsed = datetime.strptime(raw, "%a %b %d %Y %H:%M:%S GMT%z")
-        else:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise PayloadError(f"{path}: not a timestamp: {moment[:64]!r}") from exc
-
-
-def _zone(name: Any, path: str) -> tzinfo:
-    if not isinstance(name, str) or not name.strip():
-        raise PayloadError(f"{path}: expected a time zone, got {kind(name)}")
-    name = name.strip()
-    offset = _OFFSET.fullmatch(name)  # PHP timezone_type 1: "+03:00"
-    if offset and int(offset[2]) < 24 and int(offset[3]) < 60:
-        sign = -1 if offset[1] == "-" else 1
-        return timezone(sign * timedelta(hours=int(offset[2]), minutes=int(offset[3])))
-    if _ZONE_NAME.fullmatch(name):
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            if name in _ZONE_FALLBACK:
-                return _ZONE_FALLBACK[name]
-    raise PayloadError(f"{path}: unknown time zone {name[:64]!r}")
+    """A Salla timestamp in UTC: a PHP date object, a JavaScript date string or ISO-8601 (naive: store time)."""
+    return read_local_time(value, path, STORE_ZONE)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from connectors._readers import load_json, read_list, read_money, read_object, read_quantity, read_text, read_time
 from connectors.base import (
     FulfillmentStatus,
     NormalizedOrder,
@@ -27,16 +28,7 @@ from connectors.base import (
     SignatureError,
     body_hash,
 )
-from connectors.generic import (
-    load_json,
-    normalize_unified,
-    read_list,
-    read_money,
-    read_object,
-    read_quantity,
-    read_text,
-    read_time,
-)
+from connectors.generic import normalize_unified
 
 SOURCE = "shopify"
 ORDER_TOPICS = frozenset(

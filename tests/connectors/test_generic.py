@@ -137,6 +137,21 @@ def test_seed_000_item_names_and_processing_are_accepted() -> None:
     ]
 
 
+def test_nul_and_lone_surrogates_are_cleaned_not_refused() -> None:
+    order = _parse_one(
+        {
+            "id": "HS-\x001",
+            "updated": "2026-04-05T10:00:00Z",
+            "customer_name": "Sara\x00 \ud83d",
+            "shipping_address": {"street\x00": "Olaya\udc00"},
+            "products": [{"name": "Shawarma\x00", "quantity": 1, "price": "18.50"}],
+        }
+    )
+    assert (order.external_id, order.customer_name) == ("HS-1", "Sara \ufffd")
+    assert order.shipping_address == {"street": "Olaya\ufffd"}
+    assert order.products[0].name == "Shawarma"
+
+
 def test_null_clears_text_but_not_required_columns() -> None:
     order = _parse_one(
         {"id": "1", "updated": "2026-04-05T10:00:00Z", "notes": None, "currency": None, "total_amount": None}

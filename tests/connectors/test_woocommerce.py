@@ -321,12 +321,17 @@ def _mutated(**changes: Any) -> bytes:
         (_mutated(shipping={"address_1": ["45 Olaya St"]}), "shipping_address.address_1"),
         (_mutated(status=["processing"]), "status"),
         (_mutated(refunds={"id": 1}), "refunds"),
-        (_mutated(currency=None, customer_note="\x00"), "NUL"),
     ],
 )
 def test_malformed_input_is_a_payload_error(body: bytes, reason: str) -> None:
     with pytest.raises(PayloadError, match=reason):
         connector.parse(_request(body))
+
+
+def test_nul_and_lone_surrogates_are_cleaned_not_refused() -> None:
+    [event] = connector.parse(_request(_mutated(customer_note="\x00Leave at the door\ud800")))
+    assert event.order is not None
+    assert event.order.notes == "Leave at the door\ufffd"
 
 
 JSON = st.recursive(
