@@ -40,6 +40,13 @@ FOR UPDATE OF e SKIP LOCKED
 """
 
 
+def _db_text(text: str | None) -> str | None:
+    """Text Postgres can store: no NUL, no lone surrogates (payload-derived topics and errors may have them)."""
+    if text is None:
+        return None
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")[:2000]
+
+
 @dataclass
 class _Outcome:
     status: str
@@ -121,7 +128,7 @@ async def _process(conn: Conn, rows: list[asyncpg.Record]) -> _Batch:
     await conn.executemany(
         "UPDATE inbound_events SET status = $2, topic = $3, error = $4, order_ids = $5, attempts = attempts + 1, "
         "processed_at = now() WHERE id = $1",
-        [(i, o.status, o.topic, o.error, sorted(set(o.order_ids))) for i, o in outcomes.items()],
+        [(i, o.status, _db_text(o.topic), _db_text(o.error), sorted(set(o.order_ids))) for i, o in outcomes.items()],
     )
     bad = [row["source"] for row in rows if outcomes[row["id"]].status == "failed"]
     return _Batch(delivery_ids=delivery_ids, bad_payload_sources=bad)
@@ -146,7 +153,7 @@ async def _process_one_by_one(hub: WorkerContext, ids: list[str]) -> _Batch:
                 "UPDATE inbound_events SET status = 'failed', error = $2, attempts = attempts + 1, "
                 "processed_at = now() WHERE id = $1 AND status = 'received'",
                 event_id,
-                f"internal error: {type(exc).__name__}: {exc}"[:2000],
+                _db_text(f"internal error: {type(exc).__name__}: {exc}"),
             )
     return done
 

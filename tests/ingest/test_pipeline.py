@@ -240,3 +240,16 @@ async def test_older_update_after_deletion_does_not_revive_the_order(
     assert (await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body))).status == 202
     await eventually(lambda: done(3))
     assert await db.fetchval("SELECT deleted_at IS NOT NULL FROM orders")
+
+
+async def test_nul_in_topic_or_error_is_stored_not_looped(
+    client: Client, db: asyncpg.Connection, auth: dict[str, str], worker: Any
+) -> None:
+    conn_id = await _connection(db)
+    body = json.dumps({"event": "order.cre\u0000ated", "data": {"id": "x\u0000", "nested": "\ud800"}}).encode()
+    assert (await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body))).status == 202
+
+    async def settled() -> Any:
+        return await db.fetchval("SELECT status FROM inbound_events WHERE status <> 'received'")
+
+    assert await eventually(settled) in ("failed", "ignored")
