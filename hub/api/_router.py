@@ -34,6 +34,7 @@ class Operation:
     content_type: str = "application/json"
     extra_statuses: tuple[int, ...] = ()
     raw: bool = False  # the body is not the success envelope (health probes, the OpenAPI document)
+    also_content_types: tuple[str, ...] = ()  # other media types of the success answer (export: NDJSON)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Router:
         content_type: str = "application/json",
         extra_statuses: tuple[int, ...] = (),
         raw: bool = False,
+        also_content_types: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
         """Register ``handler`` for ``method path`` and document it."""
 
@@ -79,6 +81,7 @@ class Router:
                     content_type=content_type,
                     extra_statuses=extra_statuses,
                     raw=raw,
+                    also_content_types=also_content_types,
                 )
             )
             return handler

@@ -98,6 +98,8 @@ def _responses(op: Operation, ref: dict[str, Any] | None) -> dict[str, Any]:
         ok_content = {"application/json": {"schema": {"type": "object"} if op.raw else _envelope(op, ref)}}
     else:
         ok_content = {op.content_type: {"schema": {"type": "string"}}}
+    for media_type in op.also_content_types:
+        ok_content[media_type] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {
         str(op.status): _REDIRECT | {"description": op.summary}
         if _is_redirect(op.status)

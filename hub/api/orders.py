@@ -178,6 +178,7 @@ async def create_order(request: web.Request) -> web.Response:
     summary="Export orders matching the list filters as CSV or NDJSON (streamed)",
     query=ExportQuery,
     content_type="text/csv",
+    also_content_types=("application/x-ndjson",),
 )
 async def export_orders(request: web.Request) -> web.StreamResponse:
     query = parse_model(ExportQuery, dict(request.query))
