@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hub.app import create_app
 from hub.settings import Settings
 from tests.conftest import make_key
-from tests.faults.harness import make_event, sign
+from tests.faults.harness import make_event, record, sign
 from tests.security.server import hub_serve
 
 Client = TestClient[Any, Any]
@@ -142,6 +142,15 @@ async def test_slow_loris_clients_are_cut_off_and_never_hold_the_server(
     answers = Counter(said.split(b"\r\n", 1)[0] for _, said in body_results)
     assert answers == Counter({b"HTTP/1.1 408 Request Timeout": len(bodies)}), answers
     assert max(latencies) < 1.0, f"a normal request waited {max(latencies):.2f} s behind slow clients"
+    record(
+        "slow_loris",
+        header_tricklers=len(headers),
+        body_tricklers=len(bodies),
+        limits_s=2,
+        header_trickler_cut_after_max_s=round(slowest_header_cut, 2),
+        body_trickler_cut_after_max_s=round(slowest_body_cut, 2),
+        normal_request_max_ms=round(max(latencies) * 1000, 1),
+    )
 
 
 async def test_a_flood_on_one_inbound_connection_is_429_and_spares_the_others(
