@@ -154,6 +154,16 @@ class Run:
             raise BenchError("HTTP client not open")
         return self.http
 
+    def need_api(self) -> Proc:
+        if self.api is None:
+            raise BenchError("the API process is not running")
+        return self.api
+
+    def need_worker(self) -> Proc:
+        if self.worker is None:
+            raise BenchError("no worker process is running")
+        return self.worker
+
     def need_tenant(self) -> Tenant:
         if self.tenant is None:
             raise BenchError("tenant not set up")

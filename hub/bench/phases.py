@@ -46,6 +46,8 @@ async def ingest(run: Run) -> None:
         f"ingest: burst of up to {plan.burst_count} signed webhooks ({plan.concurrency} in flight), "
         f"then {plan.ack_rate:g}/s open loop for {plan.ack_seconds:g} s"
     )
+    api = run.need_api()
+    cpu = api.cpu()
     burst, fixed = await loadgen_series(
         [
             {
@@ -66,6 +68,7 @@ async def ingest(run: Run) -> None:
             },
         ]
     )
+    per_ack = (api.cpu() - cpu) * 1000 / max(1, 200 + burst["sent"] + fixed["sent"])
     run.add(
         Figure(
             "ingest_rate",
@@ -73,6 +76,7 @@ async def ingest(run: Run) -> None:
             run.ceilings.get("aiohttp_redis_rate"),
             _join(
                 f"{burst['ok']} acks in {burst['elapsed']:.1f} s, {plan.concurrency} in flight, no worker running",
+                f"API CPU {per_ack:.2f} ms/request",
                 statuses_note(burst, "202"),
             ),
         )
@@ -141,15 +145,17 @@ async def processing(run: Run) -> None:
         left = await pool.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'received'")
         return int(left) == 0
 
-    started = time.monotonic()
+    worker = run.need_worker()
+    cpu, started = worker.cpu(), time.monotonic()
     await queue.enqueue(redis, INGEST_JOB, [], job_id=f"bench:{uuid.uuid4().hex}")
     done = await poll_until(drained, within=run.plan.drain_seconds)
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, worker.cpu() - cpu
     rows = await pool.fetch("SELECT status, count(*) AS n FROM inbound_events GROUP BY status")
     counts = {r["status"]: int(r["n"]) for r in rows}
     finished = count - counts.get("received", 0)
     note = _join(
         f"{finished} of {count} events by 1 worker in {elapsed:.2f} s",
+        f"worker CPU {cpu * 1000 / max(1, finished):.2f} ms/event",
         None if done else f"time bound ({run.plan.drain_seconds:g} s) reached first",
         f"{counts['failed']} failed" if counts.get("failed") else None,
     )
@@ -196,15 +202,17 @@ async def delivery(run: Run) -> None:
         left = await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
         return int(left) == 0
 
-    started = time.monotonic()
+    worker = run.need_worker()
+    cpu, started = worker.cpu(), time.monotonic()
     await queue.enqueue(redis, DELIVER_JOB, [], job_id=f"bench:{uuid.uuid4().hex}")
     done = await poll_until(drained, within=run.plan.drain_seconds)
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, worker.cpu() - cpu
     succeeded = int(await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'succeeded'"))
     async with http.get(f"{base}/stats") as response:
         stats = await response.json()
     note = _join(
         f"{succeeded} of {count} succeeded by 1 worker in {elapsed:.2f} s; receiver verified {stats['unique']}",
+        f"worker CPU {cpu * 1000 / max(1, succeeded):.2f} ms/delivery",
         None if done else f"time bound ({run.plan.drain_seconds:g} s) reached first",
         f"{stats['invalid']} failed verification" if stats["invalid"] else None,
     )
@@ -229,9 +237,13 @@ async def e2e(run: Run) -> None:
         "record_sends": True,
     }
     run.log(f"e2e: {plan.e2e_rate:g} events/s for {plan.e2e_seconds:g} s through receiver, worker and sender")
+    api, worker = run.need_api(), run.need_worker()
+    cpu = api.cpu() + worker.cpu()
     out = await timed_receipts(run.receiver_url, spec, wait=10.0)
+    cpu = api.cpu() + worker.cpu() - cpu
     note = _join(
         f"{out['sent']} events, {out['acked']} acked 202",
+        f"API + worker CPU {cpu * 1000 / max(1, out['sent']):.2f} ms/event",
         f"{out['missing']} not received within 10 s (counted as 10 s)" if out["missing"] else None,
     )
     run.add(Figure("e2e_p50_ms", out["p50_ms"], run.ceilings.get("relay_e2e_p50_ms"), note))

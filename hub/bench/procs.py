@@ -68,6 +68,14 @@ class Proc:
         except psutil.Error:
             return 0
 
+    def cpu(self) -> float:
+        """CPU seconds used so far (user + system); a load-independent measure of work done."""
+        try:
+            times = self.handle.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(times.user + times.system)
+
     def tail(self, chars: int = 3000) -> str:
         """The end of the child's log."""
         try:

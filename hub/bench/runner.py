@@ -17,6 +17,7 @@ embedded servers stopped. Progress and logs go to stderr; stdout carries only th
 from __future__ import annotations
 
 import os
+import platform
 import secrets
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -60,6 +62,17 @@ def _hub_env(infra: Infra, port: int) -> dict[str, str]:
         }
     )
     return env
+
+
+async def _describe_machine(run: Run) -> None:
+    """One line for the record: what these figures were measured on."""
+    postgres = await run.need_pool().fetchval("SHOW server_version")
+    redis_info = await run.need_redis().info("server")
+    memory = psutil.virtual_memory().total / 1024**3
+    run.log(
+        f"machine: {os.cpu_count()} CPUs, {memory:.0f} GB, Python {platform.python_version()}, "
+        f"PostgreSQL {postgres}, Redis {redis_info.get('redis_version', '?')}"
+    )
 
 
 async def _start_receiver(run: Run) -> None:
@@ -118,6 +131,7 @@ async def _phases(run: Run, step: Callable[[str], None]) -> None:
     run.redis = await queue.connect(run.infra.redis_url)
     run.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
     try:
+        await _describe_machine(run)
         step("ceilings")
         await _start_receiver(run)
         await run.guarded("ceilings", (), _ceilings)
