@@ -244,3 +244,29 @@ async def test_api_keys_are_stored_only_as_hashes(api: Client, settings: Setting
     started = time.monotonic()
     assert (await api.get("/api/v1/orders", headers={"Authorization": "Bearer sk_live_" + "x" * 43})).status == 401
     assert time.monotonic() - started < 5
+
+
+async def test_signing_secrets_are_shown_only_where_documented(
+    api: Client, settings: Settings, db: asyncpg.Connection
+) -> None:
+    """Connection and endpoint secrets sign and verify, so they are kept as they are; the API shows them only
+    in the answer that creates them (and an endpoint's at its ``/secret`` route), never in reads or lists."""
+    async with Receiver() as receiver:
+        a = await _populate(api, settings, receiver)
+    created = await _data(api, "POST", "/api/v1/connections", a.auth, {"source": "generic", "name": "another"})
+    connection_secret = created["secret"]
+    endpoint_secret = (await _data(api, "GET", f"/api/v1/webhooks/{a.ids['webhook']}/secret", a.auth))["secret"]
+    reads = [
+        f"/api/v1/connections/{created['id']}",
+        "/api/v1/connections",
+        f"/api/v1/webhooks/{a.ids['webhook']}",
+        "/api/v1/webhooks",
+        f"/api/v1/deliveries/{a.ids['delivery']}",
+        f"/api/v1/webhooks/{a.ids['webhook']}/deliveries",
+        f"/api/v1/inbound-events/{a.ids['inbound_event']}",
+        "/api/v1/inbound-events",
+    ]
+    for path in reads:
+        text = await (await api.get(path, headers=a.auth)).text()
+        for secret in (connection_secret, endpoint_secret, endpoint_secret.removeprefix("whsec_")):
+            assert secret not in text, f"{path} shows a signing secret"
