@@ -284,14 +284,16 @@ async def running_hub(root: Path, *, workers: int = 1, api: bool = True, **setti
         warnings.simplefilter("ignore")
         import pgserver  # noqa: F401
     # On this thread, not a worker thread: Redis gets PR_SET_PDEATHSIG, which fires when the thread that
-    # started it ends. One retry in a fresh folder: initdb rarely fails on a busy machine.
-    try:
-        servers = EmbeddedServers(root / "embedded")
-        urls = servers.start()
-    except EmbeddedError as exc:
-        sys.stderr.write(f"embedded servers failed to start, retrying once: {exc}\n")
-        servers = EmbeddedServers(root / "embedded-retry")
-        urls = servers.start()
+    # started it ends. Retried in a fresh folder: on a busy machine initdb or pg_ctl's 10 s wait can fail.
+    for attempt in range(3):
+        servers = EmbeddedServers(root / f"embedded-{attempt}")
+        try:
+            urls = servers.start()
+            break
+        except EmbeddedError as exc:
+            if attempt == 2:
+                raise
+            sys.stderr.write(f"embedded servers failed to start (attempt {attempt + 1}), retrying: {exc}\n")
     hub = Hub(
         root=root,
         env=hub_env(urls.database_url, urls.redis_url, root / "data", **settings),

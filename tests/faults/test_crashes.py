@@ -91,7 +91,7 @@ async def burst_with_fault(
         "burst_seconds": round(burst_over - started, 2),
         "burst_rate_per_s": round(len(events) / (burst_over - started)),
         "statuses": {str(k): v for k, v in sorted(log.statuses.items())},
-        "senders_saw_503_for_s": round(log.last_503_at - log.first_503_at, 2) if log.first_503_at else 0,
+        "senders_saw_503_for_s": round((log.last_503_at or 0.0) - (log.first_503_at or 0.0), 2),
         # from the end of the fault (worker restarted, Redis/Postgres back) to everything processed and delivered
         "recovery_after_fault_s": round(settled_at - fault_over, 2),
         "fault_to_all_done_s": round(settled_at - fault_at, 2),
