@@ -19,7 +19,7 @@ from hub.api import metrics as metrics_api
 from hub.api import ops as ops_api
 from hub.api import webhooks as webhooks_api
 from hub.api._router import Router
-from hub.keys import ENGINE, HTTP, HTTP_METRICS, INBOUND, LIMITER, PG_POOL, REDIS, SESSIONS, SETTINGS
+from hub.keys import CONNECTION_CACHE, ENGINE, HTTP, HTTP_METRICS, INBOUND, LIMITER, PG_POOL, REDIS, SESSIONS, SETTINGS
 from hub.metrics import HttpMetrics
 from hub.middleware import _MAX_BODY, auth_middleware, error_middleware, rate_limit_middleware
 from hub.ratelimit import Limiter
@@ -73,7 +73,7 @@ async def _inbound(app: web.Application) -> AsyncIterator[None]:
     redis = app[REDIS]
 
     async def wake_ingest(event_ids: list[str]) -> None:
-        await queue.enqueue(redis, INGEST_JOB, event_ids, job_id=f"ie:{event_ids[0]}")
+        await queue.wake(redis, queue.INGEST_WAKE)
 
     committer = GroupCommitter(app[PG_POOL], on_committed=wake_ingest)
     committer.start()
@@ -97,6 +97,7 @@ def create_app(settings: Settings, *, overrides: dict[web.AppKey[Any], Any] | No
     app[SETTINGS] = settings
     app[HTTP_METRICS] = HttpMetrics()
     app[LIMITER] = Limiter.from_settings(settings)
+    app[CONNECTION_CACHE] = {}
     app[_MAX_BODY] = settings.max_body_bytes
     for key, value in (overrides or {}).items():
         app[key] = value

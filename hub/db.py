@@ -54,10 +54,19 @@ async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec("json", encoder=dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: Conn) -> None:
+    """Release without asyncpg's reset query: the hub keeps no session state (xact locks, SET LOCAL only)."""
+
+
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool[asyncpg.Record]:
     """A raw asyncpg pool with JSON codecs, for the hot paths."""
     pool = await asyncpg.create_pool(
-        asyncpg_dsn(url), min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+        asyncpg_dsn(url),
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=60,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiohttp import ClientSession, web
@@ -32,6 +33,7 @@ REDIS = web.AppKey("redis", ArqRedis)
 HTTP = web.AppKey("http", ClientSession)
 INBOUND = web.AppKey("inbound", GroupCommitter)
 LIMITER = web.AppKey("limiter", Limiter)
+CONNECTION_CACHE = web.AppKey("connection_cache", dict[str, tuple[float, Any]])
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

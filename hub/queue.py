@@ -41,3 +41,11 @@ async def enqueue(redis: ArqRedis, function: str, *args: Any, job_id: str | None
             pipe.lpush(WAKE_KEY, b"1")
             pipe.ltrim(WAKE_KEY, 0, 63)
             await pipe.execute()
+
+
+INGEST_WAKE = "hub:wake:ingest"
+
+
+async def wake(redis: ArqRedis, key: str) -> None:
+    """Wake the workers' drain loop for ``key`` (one LPUSH; the database says what is due)."""
+    await redis.lpush(key, b"1")  # type: ignore[misc]

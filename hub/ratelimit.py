@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import structlog
 from limits import RateLimitItem, RateLimitItemPerSecond, parse
-from limits.aio.storage import RedisStorage
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from hub.errors import RateLimited
@@ -48,6 +48,7 @@ class Limiter:
     limiter: SlidingWindowCounterRateLimiter
     per_key: RateLimitItem
     per_connection: RateLimitItem
+    local: SlidingWindowCounterRateLimiter | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limiter:
@@ -57,15 +58,17 @@ class Limiter:
             limiter=SlidingWindowCounterRateLimiter(storage),
             per_key=burst_item(settings.rate_limit, settings.rate_limit_burst),
             per_connection=parse(settings.hooks_rate_limit),
+            local=SlidingWindowCounterRateLimiter(MemoryStorage()),
         )
 
     async def check(self, item: RateLimitItem, *identity: str) -> None:
         """Count one request; raise :class:`RateLimited` (429) when over the limit."""
+        limiter = self.local if (self.local is not None and item is self.per_connection) else self.limiter
         try:
-            allowed = await self.limiter.hit(item, *identity)
+            allowed = await limiter.hit(item, *identity)
             if allowed:
                 return
-            stats = await self.limiter.get_window_stats(item, *identity)
+            stats = await limiter.get_window_stats(item, *identity)
         except RateLimited:
             raise
         except Exception as exc:  # Redis away: let the request through rather than fail it

@@ -5,6 +5,12 @@ latency to every event. :class:`WakeWorker` keeps arq's job handling but, betwee
 a Redis list that every enqueue pushes to (``hub.queue.WAKE_KEY``), so an idle worker starts a new
 job within milliseconds without spinning.
 
+The hottest path skips arq's per-job bookkeeping altogether: after each group commit the receiver
+pushes one wake-up to ``hub.queue.INGEST_WAKE``, and every worker runs a drain loop blocked on it
+that claims all due inbound events in batches (``ingest_events`` with no ids). A wake-up carries no
+data; Postgres says what is due. ``ingest_events`` stays an arq job too, for the sweeper and the
+retry buttons, so a lost wake-up only delays work until the next sweep.
+
 Job names are a wire contract: never rename one without keeping the old name registered.
 """
 
@@ -46,6 +52,10 @@ class WakeWorker(Worker):
         self.ctx["redis"] = self.pool
         if self.on_startup:
             await self.on_startup(self.ctx)
+        if not self.burst:
+            self._loops = [
+                asyncio.create_task(self._drain_on_wake(queue.INGEST_WAKE, ingest.ingest_events)),
+            ]
         while True:
             try:
                 await self._poll_iteration()
@@ -69,6 +79,26 @@ class WakeWorker(Worker):
                 await self.pool.blpop([queue.WAKE_KEY], timeout=self.poll_delay_s)  # type: ignore[arg-type, misc]
             except (TimeoutError, OSError, RedisError):  # redis' ConnectionError is not the builtin one
                 await asyncio.sleep(self.poll_delay_s)
+
+    async def close(self) -> None:
+        for loop in getattr(self, "_loops", []):
+            loop.cancel()
+        await asyncio.gather(*getattr(self, "_loops", []), return_exceptions=True)
+        await super().close()
+
+    async def _drain_on_wake(self, key: str, job: Any) -> None:
+        """Block on ``key``; on a wake-up, clear it and drain what is due (a wake, not a job)."""
+        while True:
+            try:
+                if await self.pool.blpop([key], timeout=5) is None:  # type: ignore[misc]
+                    continue
+                await self.pool.delete(key)  # wakes pushed before this are covered by the drain below
+                await job(self.ctx, [])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("drain_failed", key=key)
+                await asyncio.sleep(0.5)
 
 
 def _startup(settings: Settings) -> Any:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -18,7 +20,7 @@ from connectors import get_connector
 from connectors.base import RawRequest, SignatureError
 from hub.api._router import Router
 from hub.errors import NotFound, Unauthorized
-from hub.keys import INBOUND, PG_POOL, REDIS
+from hub.keys import CONNECTION_CACHE, INBOUND, PG_POOL, REDIS
 from hub.metrics import BAD_SIGNATURE, record_reject
 from hub.responses import json_response
 from hub.services.inbound_store import InboundItem, summarize_headers
@@ -53,9 +55,7 @@ async def receive(request: web.Request) -> web.Response:
     connector = get_connector(source)
     if connector is None:
         raise NotFound("Unknown source", details={"source": source})
-    row = await request.app[PG_POOL].fetchrow(
-        "SELECT organization_id, source, secret FROM connections WHERE id = $1 AND deleted_at IS NULL", connection_id
-    )
+    row = await _connection(request, connection_id)
     if row is None or row["source"] != source:
         raise NotFound("Unknown connection", details={"connection_id": connection_id})
     body = await request.read()
@@ -85,6 +85,28 @@ async def receive(request: web.Request) -> web.Response:
         {"success": True, "data": {"id": stored.id, "duplicate": stored.duplicate}, "message": "accepted"},
         status=202,
     )
+
+
+_TTL = 1.0
+
+
+async def _connection(request: web.Request, connection_id: str) -> Any:
+    """The connection row, cached for a second per app (a deleted or changed connection applies within 1 s).
+
+    A cache, not state: losing it costs one query, and every process sees changes within the TTL.
+    """
+    cache = request.app[CONNECTION_CACHE]
+    now = time.monotonic()
+    hit = cache.get(connection_id)
+    if hit is not None and now - hit[0] < _TTL:
+        return hit[1]
+    row = await request.app[PG_POOL].fetchrow(
+        "SELECT organization_id, source, secret FROM connections WHERE id = $1 AND deleted_at IS NULL", connection_id
+    )
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[connection_id] = (now, row)
+    return row
 
 
 async def _count_reject(request: web.Request, source: str, reason: str) -> None:

@@ -115,6 +115,7 @@ class GroupCommitter:
         self._pending: list[tuple[InboundItem, asyncio.Future[Stored]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._waking: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Start the flushing task (inside a running loop)."""
@@ -160,10 +161,17 @@ class GroupCommitter:
                 future.set_result(stored)
         fresh = [stored.id for stored in results if not stored.duplicate]
         if fresh and self._on_committed is not None:
-            try:
-                await self._on_committed(fresh)
-            except Exception as exc:  # committed already: the sweeper will find these rows
-                log.warning("enqueue_after_commit_failed", count=len(fresh), error=repr(exc))
+            # off the flush path: the next group's commit must not wait for Redis
+            task = asyncio.create_task(self._wake(fresh))
+            self._waking.add(task)
+            task.add_done_callback(self._waking.discard)
+
+    async def _wake(self, fresh: list[str]) -> None:
+        assert self._on_committed is not None
+        try:
+            await self._on_committed(fresh)
+        except Exception as exc:  # committed already: the sweeper will find these rows
+            log.warning("enqueue_after_commit_failed", count=len(fresh), error=repr(exc))
 
 
 def summarize_headers(headers: Any, *, keep: int = 40) -> dict[str, str]:
