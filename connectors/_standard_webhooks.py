@@ -45,8 +45,12 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
-def verify(request: RawRequest, secret: str, *, tolerance: timedelta = TOLERANCE) -> None:
-    """Raise :class:`SignatureError` unless the request carries a valid, timely Standard Webhooks signature."""
+def verify(request: RawRequest, secret: str, *, tolerance: timedelta | None = None) -> None:
+    """Raise :class:`SignatureError` unless the request carries a valid, timely Standard Webhooks signature.
+
+    The tolerance is ``request.tolerance_seconds`` (the hub's setting) unless given.
+    """
+    tolerance = tolerance if tolerance is not None else timedelta(seconds=request.tolerance_seconds)
     msg_id = _header(request, "webhook-id")
     timestamp = _header(request, "webhook-timestamp")
     signatures = _header(request, "webhook-signature")

@@ -46,13 +46,15 @@ class RawRequest:
     """An inbound request as the receiver saw it.
 
     ``headers`` keys are lower-case. ``query`` holds the URL's query parameters (Zid's token
-    travels there). ``received_at`` is the receiver's clock, used for timestamp tolerance.
+    travels there). ``received_at`` is the receiver's clock and ``tolerance_seconds`` how far a
+    signed timestamp may be from it (Standard Webhooks; ``HUB_INBOUND_TOLERANCE_SECONDS``).
     """
 
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    tolerance_seconds: float = 300.0
 
 
 class OrderLine(BaseModel):

@@ -54,7 +54,7 @@ class ChatAgentConnector:
     source: str = SOURCE
 
     def verify(self, request: RawRequest, secret: str) -> None:
-        """Standard Webhooks signature, 5-minute tolerance against ``received_at``."""
+        """Standard Webhooks signature, timestamp within ``request.tolerance_seconds`` of ``received_at``."""
         _standard_webhooks.verify(request, secret)
 
     def delivery_id(self, request: RawRequest) -> str:

@@ -29,6 +29,8 @@ class WorkerContext:
     # one ingest batch at a time per process: batches grow under load and one worker applies
     # events in arrival order (correctness across processes comes from the database, not this)
     ingest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # set when the worker is asked to stop: jobs finish what they hold and claim nothing new
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def deps(ctx: dict[str, Any]) -> WorkerContext:

@@ -147,7 +147,7 @@ class _Pipeline:
         attempts = last = 0
         try:
             while True:
-                claiming = time.monotonic() < deadline and not self.sender.closed
+                claiming = time.monotonic() < deadline and not self.sender.closed and not self.hub.stopping.is_set()
                 if claiming and self.in_flight < self.hub.settings.batch_size:
                     last = await self._claim(wanted)
                     attempts += last
@@ -162,7 +162,7 @@ class _Pipeline:
         finally:
             for task in self.tasks:
                 task.cancel()  # only reached with tasks left if this job itself is cancelled
-        if last and time.monotonic() >= deadline:
+        if last and (time.monotonic() >= deadline or self.hub.stopping.is_set()):
             await _enqueue(self.hub, [], job_id=f"more:{uuid4().hex}")  # hand over, more may be due
         return attempts
 

@@ -185,7 +185,7 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
         done += len(claimed)
         await _after_commit(hub, batch)
         ids = []
-        if len(claimed) < limit:
+        if len(claimed) < limit or hub.stopping.is_set():
             return done
 
 

@@ -163,6 +163,9 @@ async def stop_gracefully(worker: WakeWorker, task: asyncio.Task[None], *, grace
     cancelled: its transaction rolls back or its lease expires, and the sweeper hands it to
     another worker, so nothing is lost either way.
     """
+    hub: WorkerContext | None = worker.ctx.get(CTX_KEY)
+    if hub is not None:
+        hub.stopping.set()  # running jobs finish what they hold and claim nothing new
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task

@@ -20,7 +20,7 @@ from connectors import get_connector
 from connectors.base import RawRequest, SignatureError
 from hub.api._router import Router
 from hub.errors import NotFound, Unauthorized
-from hub.keys import CONNECTION_CACHE, INBOUND, PG_POOL, REDIS
+from hub.keys import CONNECTION_CACHE, INBOUND, PG_POOL, REDIS, SETTINGS
 from hub.metrics import BAD_SIGNATURE, record_reject
 from hub.responses import json_response
 from hub.services.inbound_store import InboundItem, summarize_headers
@@ -63,6 +63,7 @@ async def receive(request: web.Request) -> web.Response:
         body=body,
         headers={k.lower(): v for k, v in request.headers.items()},
         query=dict(request.query),
+        tolerance_seconds=request.app[SETTINGS].inbound_tolerance_seconds,
     )
     try:
         connector.verify(raw, row["secret"])

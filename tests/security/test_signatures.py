@@ -145,9 +145,6 @@ async def test_a_replayed_signature_with_a_fresh_timestamp_is_refused(
     assert await db.fetchval("SELECT count(*) FROM inbound_events") == 0
 
 
-@pytest.mark.xfail(
-    strict=True, reason="HUB_INBOUND_TOLERANCE_SECONDS is documented but never reaches the connectors (fixed 300 s)"
-)
 async def test_the_inbound_tolerance_setting_is_honoured(
     settings: Any, db: asyncpg.Connection, auth: dict[str, str]
 ) -> None:
