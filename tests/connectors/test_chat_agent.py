@@ -27,6 +27,7 @@ from connectors.base import (
     body_hash,
 )
 from connectors.chat_agent import connector, normalize_order
+from tests.connectors.fuzzing import JSON, paths, replace
 
 PAYLOADS = Path(__file__).parent / "payloads"
 KEY = bytes(range(32))
@@ -344,34 +345,14 @@ def test_normalize_order_refuses_what_is_not_an_order() -> None:
         normalize_order([42])  # type: ignore[arg-type]
 
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=12,
-)
-
-
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
-    return [prefix] + [path for key, child in children for path in _paths(child, (*prefix, key))]
-
-
-def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    copy = value.copy()
-    copy[path[0]] = _replace(value[path[0]], path[1:], new)
-    return copy
-
-
-MUTATION_POINTS = [(name, path) for name in sorted(EXPECTED) for path in _paths(_payload(name))]
+MUTATION_POINTS = [(name, path) for name in sorted(EXPECTED) for path in paths(_payload(name))]
 
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(point=st.sampled_from(MUTATION_POINTS), value=JSON)
 def test_any_value_anywhere_raises_only_payload_error(point: tuple[str, tuple[Any, ...]], value: Any) -> None:
     name, path = point
-    body = json.dumps(_replace(_payload(name), path, value)).encode()
+    body = json.dumps(replace(_payload(name), path, value)).encode()
     with contextlib.suppress(PayloadError):
         connector.parse(RawRequest(body=body))
 

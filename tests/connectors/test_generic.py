@@ -17,6 +17,7 @@ from standardwebhooks import Webhook
 
 from connectors.base import Connector, NormalizedOrder, OrderLine, PayloadError, RawRequest, SignatureError
 from connectors.generic import connector
+from tests.connectors.fuzzing import JSON
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SECRET = "whsec_" + base64.b64encode(b"generic-connection-key-32-bytes!").decode()
@@ -259,11 +260,6 @@ def test_malformed_bodies_are_payload_errors(body: bytes, reason: str) -> None:
         connector.parse(RawRequest(body=body))
 
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=12,
-)
 FIELDS = sorted(_order()) + ["items", "id", "updated", "created", "products"]
 
 

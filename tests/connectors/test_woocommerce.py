@@ -27,6 +27,7 @@ from connectors.base import (
     body_hash,
 )
 from connectors.woocommerce import connector
+from tests.connectors.fuzzing import JSON, paths, replace
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SECRET = "s3cr3t-from-woocommerce-settings"
@@ -334,34 +335,14 @@ def test_nul_and_lone_surrogates_are_cleaned_not_refused() -> None:
     assert event.order.notes == "Leave at the door\ufffd"
 
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=12,
-)
-
-
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
-    return [prefix] + [path for key, child in children for path in _paths(child, (*prefix, key))]
-
-
-def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
-    if not path:
-        return new
-    copy = value.copy()
-    copy[path[0]] = _replace(value[path[0]], path[1:], new)
-    return copy
-
-
-MUTATION_POINTS = [(name, path) for name in sorted(EXPECTED) for path in _paths(_payload(name))]
+MUTATION_POINTS = [(name, path) for name in sorted(EXPECTED) for path in paths(_payload(name))]
 
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(point=st.sampled_from(MUTATION_POINTS), value=JSON)
 def test_any_value_anywhere_raises_only_payload_error(point: tuple[str, tuple[Any, ...]], value: Any) -> None:
     name, path = point
-    body = json.dumps(_replace(_payload(name), path, value)).encode()
+    body = json.dumps(replace(_payload(name), path, value)).encode()
     with contextlib.suppress(PayloadError):
         connector.parse(_request(body))
 
