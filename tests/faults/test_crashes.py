@@ -20,19 +20,9 @@ from typing import Any
 import pytest
 
 from tests.fakes.receiver import Receiver
-from tests.faults.harness import (
-    Hub,
-    Platform,
-    check_accepted_stored,
-    check_orders,
-    check_subscriber,
-    events_for,
-    record,
-    running_hub,
-    scaled,
-    setup_tenant,
-    wait_settled,
-)
+from tests.faults.checks import check_accepted_stored, check_orders, check_subscriber, record, wait_settled
+from tests.faults.harness import Hub, running_hub, scaled
+from tests.faults.platform import Platform, events_for, setup_tenant
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(360)]
 

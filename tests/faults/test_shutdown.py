@@ -12,22 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import (
-    Hub,
-    Platform,
-    Subscriber,
-    check_accepted_stored,
-    check_orders,
-    check_subscriber,
-    events_for,
-    make_event,
-    record,
-    running_hub,
-    scaled,
-    setup_tenant,
-    sign,
-    wait_settled,
-)
+from tests.faults.checks import check_accepted_stored, check_orders, check_subscriber, record, wait_settled
+from tests.faults.harness import Hub, running_hub, scaled
+from tests.faults.platform import Platform, Subscriber, events_for, make_event, setup_tenant, sign
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 

@@ -11,20 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import (
-    Hub,
-    Platform,
-    Subscriber,
-    check_accepted_stored,
-    check_orders,
-    check_subscriber,
-    events_for,
-    record,
-    running_hub,
-    scaled,
-    setup_tenant,
-    wait_settled,
-)
+from tests.faults.checks import check_accepted_stored, check_orders, check_subscriber, record, wait_settled
+from tests.faults.harness import Hub, running_hub, scaled
+from tests.faults.platform import Platform, Subscriber, events_for, setup_tenant
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(360)]
 

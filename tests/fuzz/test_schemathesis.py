@@ -32,7 +32,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from hub.settings import Settings
-from tests.faults.harness import make_event, record, sign
+from tests.faults.checks import record
+from tests.faults.platform import make_event, sign
 from tests.security.server import Served, hub_serve
 
 EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "40"))

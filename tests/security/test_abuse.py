@@ -18,7 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from hub.app import create_app
 from hub.settings import Settings
 from tests.conftest import make_key
-from tests.faults.harness import make_event, record, sign
+from tests.faults.checks import record
+from tests.faults.platform import make_event, sign
 from tests.security.server import hub_serve
 
 Client = TestClient[Any, Any]

@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from connectors import REGISTRY
-from tests.faults.harness import make_event, sign
+from tests.faults.platform import make_event, sign
 
 Client = TestClient[Any, Any]
 CONNECTORS = Path(__file__).parents[2] / "connectors"

@@ -24,7 +24,7 @@ from hub.app import create_app
 from hub.settings import Settings
 from tests.conftest import make_key
 from tests.fakes.receiver import Receiver
-from tests.faults.harness import make_event, sign
+from tests.faults.platform import make_event, sign
 
 Client = TestClient[Any, Any]
 
