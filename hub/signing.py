@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import secrets as _secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(_NEW_KEY_BYTES)).decode("ascii")
 
 
+@functools.lru_cache(maxsize=4096)
 def decode_secret(secret: str) -> bytes:
     """Return the HMAC key of a ``whsec_…`` secret, or raise :class:`InvalidSecretError`.
 
@@ -58,6 +60,12 @@ def decode_secret(secret: str) -> bytes:
     if not _MIN_KEY_BYTES <= len(key) <= _MAX_KEY_BYTES:
         raise InvalidSecretError(f"signing secret must decode to {_MIN_KEY_BYTES}-{_MAX_KEY_BYTES} bytes")
     return key
+
+
+@functools.lru_cache(maxsize=4096)
+def _signer(secret: str) -> Webhook:
+    """The reference library's signer for one secret (built once per secret: every delivery signs)."""
+    return Webhook(decode_secret(secret))
 
 
 def _check_msg_id(msg_id: str) -> None:
@@ -85,7 +93,7 @@ def sign(*, msg_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) ->
     when = datetime.fromtimestamp(timestamp, tz=UTC)
     signatures: list[str] = []
     for secret in dict.fromkeys(secrets):  # dedupe, keep order: one key configured twice signs once
-        signature = Webhook(decode_secret(secret)).sign(msg_id, when, text)
+        signature = _signer(secret).sign(msg_id, when, text)
         signatures.append(str(signature))
     return " ".join(signatures)
 

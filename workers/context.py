@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import uuid4
 
 import aiohttp
 import asyncpg
@@ -14,6 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from hub.settings import Settings
 
 CTX_KEY = "hub"
+
+
+@dataclass(eq=False)
+class EndpointGate:
+    """This process's hold on one webhook endpoint: its send slots and how many claimed rows it holds."""
+
+    slots: asyncio.Semaphore
+    held: int = 0
 
 
 @dataclass
@@ -31,6 +40,12 @@ class WorkerContext:
     ingest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # set when the worker is asked to stop: jobs finish what they hold and claim nothing new
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # names this process as the owner of the delivery leases it takes (see hub.services.delivery_claims)
+    worker_id: str = field(default_factory=lambda: uuid4().hex)
+    # per endpoint, shared by every delivery job of this process: the cap on requests in flight
+    delivery_gates: dict[str, EndpointGate] = field(default_factory=dict)
+    # the process's running delivery loop (workers.deliveries), which later wake-up jobs feed
+    delivery_pipeline: object | None = None
 
 
 def deps(ctx: dict[str, Any]) -> WorkerContext:

@@ -1,17 +1,28 @@
 """Delivery jobs: send due webhook deliveries, and the sweeper's backstop for lost wake-ups.
 
-``deliver_webhooks(ctx, delivery_ids)`` is a wake-up, not a unit of work: it claims a batch of due
-rows (the given ids first, then any other due ones), sends them concurrently, records each attempt
-as soon as it completes, and claims again until nothing is due or it has run for
-:data:`MAX_JOB_SECONDS` (then it hands over to a fresh job). Postgres decides what is done; a job
-that is lost, duplicated or killed costs at most a delay until the lease expires or the sweeper
-looks. Job names are wire contracts (the outbox and the sweeper call them): never rename them.
+``deliver_webhooks(ctx, delivery_ids)`` is a wake-up, not a unit of work: it claims due rows (the
+given ids first, then any other due ones), sends them, records each attempt soon after it completes,
+and claims again until nothing is due or it has run for :data:`MAX_JOB_SECONDS` (then it hands over
+to a fresh job). Postgres decides what is done; a job that is lost, duplicated or killed costs at
+most a delay until the lease expires or the sweeper looks. Job names are wire contracts (the outbox
+and the sweeper call them): never rename them.
+
+Claims run ahead of sending: a claim leases up to :func:`prefetch` rows per endpoint for this
+process, and each endpoint's rows are sent from this process's queue through a gate of
+``webhook_endpoint_concurrency`` slots shared by all of its jobs. One claim (one statement) thus
+feeds many requests, and an endpoint is never left idle while the hub talks to Postgres. The cap
+holds across processes because only the process holding an endpoint's live leases may claim it
+(:mod:`hub.services.delivery_claims`).
+
+A claimed row is sent only while its lease has at least the request timeout plus
+:data:`START_MARGIN` left, so a request always ends before the lease it runs under; rows not sent in
+time, rows of an endpoint disabled, deleted, re-pointed or re-keyed meanwhile (checked at least every
+:data:`STALE_CHECK_SECONDS`), and rows still queued when the job stops are released at once, never
+sent late.
 
 Isolation between endpoints: every request has a total timeout, attempts are recorded as they
-finish, in groups (a hanging endpoint in the same batch does not hold back the others' results), and an
-endpoint never has more than ``webhook_endpoint_concurrency`` deliveries in flight across all
-workers (enforced by the claim, see :mod:`hub.services.delivery_claims`), so it can occupy at most
-that many job slots while it hangs.
+finish, in groups (a hanging endpoint in the same batch does not hold back the others' results), and
+a hanging endpoint occupies only its own gate and the rows queued behind it.
 """
 
 from __future__ import annotations
@@ -28,13 +39,21 @@ import structlog
 
 from hub import queue, signing
 from hub.sender import Sender
-from hub.services.delivery_claims import Claimed, claim, fail_orphaned, find_due, first_attempt_wait
+from hub.services.delivery_claims import (
+    Claimed,
+    claim,
+    fail_orphaned,
+    find_due,
+    first_attempt_wait,
+    release,
+    stale_endpoints,
+)
 from hub.services.delivery_policy import Outcome, envelope_body
 from hub.services.delivery_records import Attempt, Recorded, record_attempts
 from hub.services.delivery_targets import TargetPolicy
 from hub.services.outbox import DELIVER_JOB
 from hub.settings import Settings
-from workers.context import WorkerContext, deps
+from workers.context import EndpointGate, WorkerContext, deps
 
 __all__ = [
     "MAX_JOB_SECONDS",
@@ -42,6 +61,7 @@ __all__ = [
     "deliver_webhooks",
     "lease_seconds",
     "open_sender",
+    "prefetch",
     "run_deliveries",
     "sweep_deliveries",
 ]
@@ -54,11 +74,27 @@ MAX_JOB_SECONDS = 30.0
 #: The sweeper enqueues at most this many batches per pass; the jobs themselves claim beyond them.
 SWEEP_BATCHES = 8
 _SENDER_KEY = "hub.webhook_sender"
+#: A claimed row is sent only while its lease has the request timeout plus this much left.
+START_MARGIN = 5.0
+#: How many rows per endpoint a process claims ahead, as a multiple of the endpoint's cap.
+PREFETCH_FACTOR = 8
+#: A running job claims again at least this often (more often while its queue runs low).
+CLAIM_EVERY = 0.025
+#: ... backing off to this while its claims find nothing.
+MAX_CLAIM_EVERY = 0.5
+#: Queued rows of an endpoint changed meanwhile (disabled, deleted, new URL or secret) are dropped within this.
+STALE_CHECK_SECONDS = 1.0
 
 
 def lease_seconds(settings: Settings) -> float:
     """How long a claim holds a row: the setting, but always well past one request's timeout."""
     return max(float(settings.delivery_lease_seconds), settings.webhook_timeout_seconds + 15.0)
+
+
+def prefetch(settings: Settings) -> int:
+    """Rows of one endpoint a process may hold (claimed, not yet recorded): enough to keep its gate busy."""
+    cap = settings.webhook_endpoint_concurrency
+    return max(cap, min(settings.batch_size, cap * PREFETCH_FACTOR))
 
 
 def _new_sender(settings: Settings) -> Sender:
@@ -108,67 +144,208 @@ async def run_deliveries(
     if wait:
         # The schedule's first value delays first attempts; wake up then rather than at the next sweep.
         await _enqueue(hub, list(delivery_ids), job_id=f"first:{delivery_ids[0]}", defer=wait)
-    return await _Pipeline(hub, sender, first_delay).run(list(delivery_ids), max_seconds=max_seconds)
+    current = hub.delivery_pipeline
+    if isinstance(current, _Pipeline) and current.accepting:
+        current.want(delivery_ids)  # one pipeline per process: it claims these next
+        return 0
+    pipeline = hub.delivery_pipeline = _Pipeline(hub, sender, first_delay)
+    try:
+        return await pipeline.run(list(delivery_ids), max_seconds=max_seconds)
+    finally:
+        if hub.delivery_pipeline is pipeline:
+            hub.delivery_pipeline = None
+
+
+class _Send:
+    """One claimed row in this job: queued at its endpoint's gate, then sending, then settled."""
+
+    __slots__ = ("gate", "item", "settled", "started", "task")
+
+    def __init__(self, item: Claimed, gate: EndpointGate) -> None:
+        self.item, self.gate = item, gate
+        self.started = self.settled = False
+        self.task: asyncio.Task[None] | None = None
 
 
 class _Pipeline:
-    """One job's claim → send → record loop, kept full: capacity freed by a recorded group is refilled.
+    """The process's claim → send → record loop, run by one job at a time; later jobs hand it their ids.
 
-    Attempts are recorded in groups as they finish (whatever finished while the previous group was
-    being written: group commit), so a burst costs few transactions, a hanging endpoint's attempt
-    never holds back the others', and the job keeps claiming other endpoints' work meanwhile.
+    Sends run as tasks, each waiting for a slot at its endpoint's gate; attempts are recorded in
+    groups as they finish (whatever finished while the previous group was being written: group
+    commit), so a burst costs few transactions, and the loop keeps claiming meanwhile. One loop per
+    process means one claimer and one recorder, not one per wake-up job competing for the claim lock.
     """
 
     def __init__(self, hub: WorkerContext, sender: Sender, first_delay: float) -> None:
         self.hub, self.sender, self.first_delay = hub, sender, first_delay
-        self.finished: asyncio.Queue[Attempt] = asyncio.Queue()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.in_flight = 0
+        # finished sends, or None: "wanted ids arrived, claim now"
+        self.finished: asyncio.Queue[tuple[_Send, Attempt | None] | None] = asyncio.Queue()
+        self.wanted: list[str] = []
+        self.accepting = True
+        self.queued: dict[str, _Send] = {}  # claimed by this job and not yet settled, by delivery id
+        self.attempts = 0
+        self.lease = lease_seconds(hub.settings)
+        self.stale_checked = time.monotonic()
 
-    async def _claim(self, wanted: list[str]) -> int:
+    def _gate(self, endpoint_id: str) -> EndpointGate:
+        gates = self.hub.delivery_gates
+        gate = gates.get(endpoint_id)
+        if gate is None:
+            gate = gates[endpoint_id] = EndpointGate(asyncio.Semaphore(self.hub.settings.webhook_endpoint_concurrency))
+        return gate
+
+    def want(self, ids: Sequence[str]) -> None:
+        """Claim these (a later job's wake-up) next."""
+        self.wanted.extend(ids)
+        self.finished.put_nowait(None)
+
+    async def _claim(self) -> int:
         settings = self.hub.settings
+        wanted, self.wanted = self.wanted, []
+        started = time.monotonic()  # before the claim's transaction: its lease starts later, never earlier
         batch = await claim(
             self.hub.pool,
+            owner=self.hub.worker_id,
             wanted=wanted,
-            limit=settings.batch_size - self.in_flight,
-            per_endpoint=settings.webhook_endpoint_concurrency,
-            lease_seconds=lease_seconds(settings),
+            limit=settings.batch_size - len(self.queued),
+            per_endpoint=prefetch(settings),
+            held={e: g.held for e, g in self.hub.delivery_gates.items() if g.held},
+            lease_seconds=self.lease,
             first_delay=self.first_delay,
         )
+        start_by = started + self.lease - settings.webhook_timeout_seconds - START_MARGIN
         for item in batch:
-            task = asyncio.create_task(_attempt(self.sender, item, self.finished))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-        self.in_flight += len(batch)
+            send = _Send(item, self._gate(item.endpoint_id))
+            send.gate.held += 1
+            send.task = asyncio.create_task(self._send(send, start_by))
+            self.queued[item.id] = send
         return len(batch)
 
+    async def _send(self, send: _Send, start_by: float) -> None:
+        async with send.gate.slots:
+            if time.monotonic() > start_by:  # the lease could end before this request did
+                self.finished.put_nowait((send, None))
+                return
+            send.started = True
+            attempt = await _attempt(self.sender, send.item)
+        self.finished.put_nowait((send, attempt))
+
+    def _settle(self, send: _Send) -> bool:
+        if send.settled:
+            return False
+        send.settled = True
+        self.queued.pop(send.item.id, None)
+        send.gate.held -= 1
+        if send.gate.held <= 0 and self.hub.delivery_gates.get(send.item.endpoint_id) is send.gate:
+            del self.hub.delivery_gates[send.item.endpoint_id]
+        return True
+
+    async def _drop(self, endpoints: set[str] | None = None) -> None:
+        """Cancel queued (not yet sending) rows, of ``endpoints`` or all, and end their leases now."""
+        dropped = [
+            s
+            for s in self.queued.values()
+            if not s.started and not s.settled and (endpoints is None or s.item.endpoint_id in endpoints)
+        ]
+        for send in dropped:
+            if send.task is not None:
+                send.task.cancel()
+        await self._release([send for send in dropped if self._settle(send)])
+
+    async def _release(self, sends: list[_Send]) -> None:
+        if not sends:
+            return
+        try:
+            await release(self.hub.pool, [s.item for s in sends])
+        except Exception:  # the leases then just expire: a delay, never a loss
+            log.warning("delivery_release_failed", count=len(sends), exc_info=True)
+
+    async def _next_group(self, within: float | None) -> list[tuple[_Send, Attempt | None] | None]:
+        if self.finished.empty():
+            try:
+                first = await asyncio.wait_for(self.finished.get(), within)
+            except TimeoutError:
+                return []
+            group = [first]
+        else:
+            group = []
+        while not self.finished.empty():
+            group.append(self.finished.get_nowait())
+        return group
+
+    async def _record_group(self, group: list[tuple[_Send, Attempt | None]]) -> None:
+        live = [(send, attempt) for send, attempt in group if not send.settled]
+        if not live:
+            return
+        attempts = [attempt for _, attempt in live if attempt is not None]
+        late = [send for send, attempt in live if attempt is None]
+        self.attempts += len(attempts)
+        disabled = await _record(self.hub, attempts) if attempts else set()
+        for send, _ in live:
+            self._settle(send)
+        await self._release(late)
+        if disabled:
+            await self._drop(disabled)
+            await _fail_orphaned(self.hub)
+
+    async def _check_stale(self) -> None:
+        now = time.monotonic()
+        if now - self.stale_checked < STALE_CHECK_SECONDS:
+            return
+        self.stale_checked = now
+        waiting = [s.item for s in self.queued.values() if not s.started and not s.settled]
+        try:
+            stale = await stale_endpoints(self.hub.pool, waiting)
+        except Exception:
+            log.warning("delivery_stale_check_failed", exc_info=True)
+            return
+        if stale:
+            log.info("delivery_targets_changed", endpoints=sorted(stale))
+            await self._drop(stale)
+            await _fail_orphaned(self.hub)
+
+    def _claiming(self, deadline: float) -> bool:
+        return time.monotonic() < deadline and not self.sender.closed and not self.hub.stopping.is_set()
+
     async def run(self, wanted: list[str], *, max_seconds: float) -> int:
+        settings = self.hub.settings
         deadline = time.monotonic() + max_seconds
-        attempts = last = 0
+        low_water = prefetch(settings) // 2
+        self.wanted.extend(wanted)
+        last = 0
+        next_claim, every = time.monotonic(), CLAIM_EVERY
         try:
             while True:
-                claiming = time.monotonic() < deadline and not self.sender.closed and not self.hub.stopping.is_set()
-                if claiming and self.in_flight < self.hub.settings.batch_size:
-                    last = await self._claim(wanted)
-                    attempts += last
-                    wanted = []
-                if not self.in_flight:
+                claiming = self.accepting = self._claiming(deadline)
+                room = len(self.queued) < settings.batch_size
+                running_low = last > 0 and len(self.queued) <= low_water
+                if claiming and room and (time.monotonic() >= next_claim or running_low or self.wanted):
+                    last = await self._claim()
+                    # nothing due: back off (new work comes with a wake-up job, which pokes this loop)
+                    every = CLAIM_EVERY if last else min(MAX_CLAIM_EVERY, every * 2)
+                    next_claim = time.monotonic() + every
+                elif not claiming:
+                    await self._drop()
+                if not self.queued and not (claiming and self.wanted):
+                    self.accepting = False  # no await between this and the exit: no wake-up is lost
                     break
-                group = [await self.finished.get()]
-                while not self.finished.empty():
-                    group.append(self.finished.get_nowait())
-                self.in_flight -= len(group)
-                await _record(self.hub, group)
+                timeout = max(0.0, next_claim - time.monotonic()) if claiming else None
+                group = await self._next_group(timeout)
+                await self._record_group([entry for entry in group if entry is not None])
+                await self._check_stale()
         finally:
-            for task in self.tasks:
-                task.cancel()  # only reached with tasks left if this job itself is cancelled
-        if last and (time.monotonic() >= deadline or self.hub.stopping.is_set()):
-            await _enqueue(self.hub, [], job_id=f"more:{uuid4().hex}")  # hand over, more may be due
-        return attempts
+            self.accepting = False
+            for send in self.queued.values():
+                if send.task is not None:
+                    send.task.cancel()  # only reached with rows left if this job itself is cancelled
+        if self.wanted or (last and (time.monotonic() >= deadline or self.hub.stopping.is_set())):
+            # hand over to a fresh job: more may be due
+            await _enqueue(self.hub, self.wanted, job_id=f"more:{uuid4().hex}")
+        return self.attempts
 
 
-async def _attempt(sender: Sender, item: Claimed, finished: asyncio.Queue[Attempt]) -> None:
-    """Sign and send one delivery; always reports an :class:`Attempt` (a crash is a failed attempt)."""
+async def _attempt(sender: Sender, item: Claimed) -> Attempt:
+    """Sign and send one delivery; always an :class:`Attempt` (a crash is a failed attempt)."""
     started_at = datetime.now(UTC)
     headers: dict[str, str] | None = None
     try:
@@ -179,11 +356,18 @@ async def _attempt(sender: Sender, item: Claimed, finished: asyncio.Queue[Attemp
     except Exception as exc:  # e.g. an unusable stored secret: recorded, retried, visible to the owner
         log.exception("delivery_attempt_crashed", delivery_id=item.id, endpoint_id=item.endpoint_id)
         outcome = Outcome(status_code=None, latency_ms=0.0, error=f"internal error: {type(exc).__name__}")
-    finished.put_nowait(Attempt(item, outcome, started_at, headers))
+    return Attempt(item, outcome, started_at, headers)
 
 
-async def _record(hub: WorkerContext, group: Sequence[Attempt]) -> None:
-    """Record a group of attempts (retrying a deadlock), then wake the worker for each retry."""
+async def _fail_orphaned(hub: WorkerContext) -> None:
+    try:
+        await fail_orphaned(hub.pool)
+    except Exception:  # the sweeper does it again
+        log.warning("delivery_orphans_failed", exc_info=True)
+
+
+async def _record(hub: WorkerContext, group: Sequence[Attempt]) -> set[str]:
+    """Record a group of attempts (retrying a deadlock), wake the worker for each retry; return endpoints disabled."""
     settings = hub.settings
     results: list[Recorded] | None = None
     for retry in range(3):
@@ -201,7 +385,7 @@ async def _record(hub: WorkerContext, group: Sequence[Attempt]) -> None:
             log.exception("delivery_record_failed", count=len(group))
             break
     if results is None:
-        return  # the leases expire and the rows are tried again: at-least-once, never lost
+        return set()  # the leases expire and the rows are tried again: at-least-once, never lost
     disabled: dict[str, str] = {}
     for attempt, result in zip(group, results, strict=True):
         if result.disabled_reason is not None:
@@ -213,6 +397,7 @@ async def _record(hub: WorkerContext, group: Sequence[Attempt]) -> None:
             await _enqueue(hub, [attempt.item.id], job_id=job_id, defer=result.retry_in)
     for endpoint_id, reason in disabled.items():
         log.warning("endpoint_disabled", endpoint_id=endpoint_id, reason=reason)
+    return set(disabled)
 
 
 async def _enqueue(hub: WorkerContext, ids: list[str], *, job_id: str, defer: float = 0) -> None:

@@ -61,6 +61,7 @@ class Delivery(SQLModel, table=True):
     attempt_count: int = 0
     next_attempt_at: datetime | None = Field(default_factory=utcnow, sa_column=ts_column(nullable=True))
     leased_until: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    lease_owner: str | None = None  # the worker process holding the lease (migration 0005)
     last_status_code: int | None = None
     last_error: str | None = None
     created: datetime = Field(default_factory=utcnow, sa_column=ts_column())

@@ -1,29 +1,46 @@
 """Claiming due deliveries for sending, and finding the ones a lost job left behind.
 
-A claim sets ``leased_until`` on due ``pending`` rows; while the lease runs no other worker touches
-them, and if the worker dies the lease simply expires and the row is due again. The value written
-is also the lease's token: recording an outcome only changes the row if the token still matches.
+A claim sets ``leased_until`` (and ``lease_owner``, the claiming worker process) on due ``pending``
+rows; while the lease runs no other worker touches them, and if the worker dies the lease simply
+expires and the row is due again. The value written is also the lease's token: recording an
+outcome only changes the row if the token still matches.
 
-Per-endpoint concurrency cap, across every worker process: a delivery whose lease has not expired
-is in flight, so an endpoint gets at most ``per_endpoint - in_flight`` new rows per claim. Counting
-and claiming must not interleave between processes, so claims run one at a time under a Postgres
-transaction-level advisory lock (a claim is one statement, a few milliseconds); ``FOR UPDATE SKIP
-LOCKED`` still steps around rows an API retry or a recording transaction holds at that moment.
+A process claims an endpoint's rows *ahead* of sending them (up to ``per_endpoint`` held at once)
+and sends them from its own queue, at most ``webhook_endpoint_concurrency`` at a time: one claim
+feeds many requests, so claiming is off the per-request path (see :mod:`workers.deliveries`).
 
-Fairness: candidates are taken per endpoint (the oldest due rows of each endpoint that has free
-slots), so a backlog stuck behind one slow endpoint never crowds the others out of a batch.
+Per-endpoint concurrency cap, across every worker process: an endpoint is claimable only by the
+process that holds its live leases, or by anyone once it has none. So one process at a time sends
+to an endpoint, and that process bounds its own requests. Checking ownership and claiming must not
+interleave between processes, so claims run one at a time under a Postgres transaction-level
+advisory lock (a claim is one statement, a few milliseconds, and yields up to a whole batch);
+``FOR UPDATE SKIP LOCKED`` still steps around rows an API retry or a recording transaction holds
+at that moment.
+
+Fairness: candidates are taken per endpoint (the oldest due rows of each endpoint the process may
+claim, up to what it may still hold), so a backlog stuck behind one slow endpoint never crowds the
+others out of a batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-__all__ = ["CLAIM_LOCK", "Claimed", "claim", "fail_orphaned", "find_due", "first_attempt_wait"]
+__all__ = [
+    "CLAIM_LOCK",
+    "Claimed",
+    "claim",
+    "fail_orphaned",
+    "find_due",
+    "first_attempt_wait",
+    "release",
+    "stale_endpoints",
+]
 
 #: Advisory lock key serialising claims ("dlvclaim" in ASCII, to stay clear of other users' keys).
 CLAIM_LOCK = 0x646C76636C61696D
@@ -37,42 +54,54 @@ WITH RECURSIVE eps AS (
             ORDER BY d.endpoint_id LIMIT 1)
     FROM eps WHERE eps.endpoint_id IS NOT NULL
 ),
-slots AS (
+held AS (
+    SELECT h.endpoint_id, h.n FROM unnest($6::text[], $7::int[]) AS h(endpoint_id, n)
+),
+open AS (
     SELECT w.id AS endpoint_id,
-           $3::int - (SELECT count(*) FROM deliveries l
-                      WHERE l.endpoint_id = w.id AND l.leased_until IS NOT NULL
-                        AND l.leased_until > now() AND l.status = 'pending') AS free
+           $3::int - coalesce((SELECT held.n FROM held WHERE held.endpoint_id = w.id), 0) AS room
     FROM eps JOIN webhook_endpoints w ON w.id = eps.endpoint_id
     WHERE w.enabled AND w.deleted_at IS NULL
+      -- another process's live leases make it the endpoint's only sender until they end
+      AND NOT EXISTS (SELECT 1 FROM deliveries l
+                      WHERE l.endpoint_id = w.id AND l.leased_until IS NOT NULL AND l.leased_until > now()
+                        AND l.status = 'pending' AND l.lease_owner IS DISTINCT FROM $8::text)
 ),
 picked AS (
-    SELECT c.id FROM slots CROSS JOIN LATERAL (
+    SELECT c.id FROM open CROSS JOIN LATERAL (
         SELECT d.id, d.next_attempt_at, d.id = ANY($1::text[]) AS wanted
         FROM deliveries d
-        WHERE d.endpoint_id = slots.endpoint_id AND d.status = 'pending'
+        WHERE d.endpoint_id = open.endpoint_id AND d.status = 'pending'
           AND d.next_attempt_at <= now()
           AND (d.leased_until IS NULL OR d.leased_until <= now())
           AND (d.attempt_count > 0 OR d.next_attempt_at <= now() - make_interval(secs => $4::float8))
         ORDER BY d.next_attempt_at
-        LIMIT GREATEST(slots.free, 0)
+        LIMIT GREATEST(open.room, 0)
     ) c
     ORDER BY c.wanted DESC, c.next_attempt_at
     LIMIT $2::int
 )
 UPDATE deliveries d
-SET leased_until = now() + make_interval(secs => $5::float8), updated = now()
+SET leased_until = now() + make_interval(secs => $5::float8), lease_owner = $8::text, updated = now()
 FROM webhook_endpoints w, order_events e
 WHERE w.id = d.endpoint_id AND e.id = d.event_id
   AND d.id IN (
       -- Re-checked on the row's latest version once locked: a row recorded meanwhile is not re-leased.
+      -- (= ANY(ARRAY(...)): primary-key lookups, not a semi-join over every pending row)
       SELECT id FROM deliveries
-      WHERE id IN (SELECT id FROM picked) AND status = 'pending'
+      WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND status = 'pending'
         AND (leased_until IS NULL OR leased_until <= now())
       FOR UPDATE SKIP LOCKED)
 RETURNING d.id, d.organization_id, d.endpoint_id, d.event_id, d.event_type, d.attempt_count, d.leased_until,
           w.url, w.secret,
           CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
           e.payload
+"""
+
+_RELEASE = """
+UPDATE deliveries d SET leased_until = NULL, updated = now()
+FROM unnest($1::text[], $2::timestamptz[]) AS v(id, lease)
+WHERE d.id = v.id AND d.leased_until = v.lease AND d.status = 'pending'
 """
 
 _DUE = """
@@ -130,21 +159,58 @@ class Claimed:
 async def claim(
     pool: asyncpg.Pool,
     *,
+    owner: str,
     wanted: Sequence[str],
     limit: int,
     per_endpoint: int,
     lease_seconds: float,
+    held: Mapping[str, int] | None = None,
     first_delay: float = 0.0,
 ) -> list[Claimed]:
-    """Lease up to ``limit`` due deliveries, ``wanted`` ids first, within every endpoint's free slots.
+    """Lease up to ``limit`` due deliveries for ``owner`` (a worker process), ``wanted`` ids first.
 
+    An endpoint gives at most ``per_endpoint`` minus what ``owner`` already ``held`` of it (rows
+    claimed and not yet recorded or released), and nothing while another owner's leases on it live.
     ``first_delay`` is the retry schedule's first value: a delivery never tried waits that long
     after it was written.
     """
+    held = held or {}
+    endpoints = sorted(held)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
-        rows = await conn.fetch(_CLAIM, list(wanted), limit, per_endpoint, first_delay, lease_seconds)
+        rows = await conn.fetch(
+            _CLAIM,
+            list(wanted),
+            limit,
+            per_endpoint,
+            first_delay,
+            lease_seconds,
+            endpoints,
+            [held[e] for e in endpoints],
+            owner,
+        )
     return [Claimed.from_row(row) for row in rows]
+
+
+async def release(pool: asyncpg.Pool, items: Sequence[Claimed]) -> int:
+    """End the leases of claimed rows that were never sent (still ours): they are due again at once."""
+    if not items:
+        return 0
+    status = await pool.execute(_RELEASE, [i.id for i in items], [i.lease for i in items])
+    return int(status.split()[-1])
+
+
+async def stale_endpoints(pool: asyncpg.Pool, items: Sequence[Claimed]) -> set[str]:
+    """Endpoints of ``items`` that were disabled, deleted, re-pointed or re-keyed since they were claimed."""
+    claimed = {(i.endpoint_id, i.url, i.secrets[0]) for i in items}
+    if not claimed:
+        return set()
+    rows = await pool.fetch(
+        "SELECT id, url, secret FROM webhook_endpoints WHERE id = ANY($1::text[]) AND enabled AND deleted_at IS NULL",
+        sorted({endpoint for endpoint, _, _ in claimed}),
+    )
+    current = {row["id"]: (row["url"], row["secret"]) for row in rows}
+    return {endpoint for endpoint, url, secret in claimed if current.get(endpoint) != (url, secret)}
 
 
 async def find_due(pool: asyncpg.Pool, *, grace: float, limit: int, first_delay: float = 0.0) -> list[str]:

@@ -20,8 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
+import orjson
 
 from hub.services.delivery_claims import Claimed
 from hub.services.delivery_policy import Outcome, next_delay
@@ -30,18 +32,28 @@ __all__ = ["Attempt", "Recorded", "record_attempts"]
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
-_INSERT_ATTEMPT = """
-INSERT INTO delivery_attempts
-    (delivery_id, attempt_no, started_at, status_code, latency_ms, response_excerpt, error, succeeded,
-     request_headers)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+_ATTEMPT_ROWS = """
+    INSERT INTO delivery_attempts
+        (delivery_id, attempt_no, started_at, status_code, latency_ms, response_excerpt, error, succeeded,
+         request_headers)
+    SELECT a.id, a.n, a.started, a.code, a.latency, a.excerpt, a.error, a.ok, a.headers::jsonb
+    FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[], $5::float8[], $6::text[], $7::text[],
+                $8::bool[], $9::text[]) AS a(id, n, started, code, latency, excerpt, error, ok, headers)
 """
 
-_SUCCEEDED = """
+# One statement, so atomic without a transaction: the attempts ($1-$9), the endpoints that were
+# failing become healthy ($10; matches no row, so locks nothing, unless one was), the deliveries
+# succeed where the lease token ($11) still matches.
+_SUCCEEDED = f"""
+WITH attempts AS ({_ATTEMPT_ROWS}),
+healthy AS (
+    UPDATE webhook_endpoints SET failing_since = NULL, updated = now()
+    WHERE id = ANY($10::text[]) AND failing_since IS NOT NULL
+)
 UPDATE deliveries d
 SET status = 'succeeded', attempt_count = v.n, leased_until = NULL, next_attempt_at = NULL,
     last_status_code = v.code, last_error = NULL, completed_at = now(), updated = now()
-FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::int[]) AS v(id, lease, n, code)
+FROM unnest($1::text[], $11::timestamptz[], $2::int[], $4::int[]) AS v(id, lease, n, code)
 WHERE d.id = v.id AND d.leased_until = v.lease
 RETURNING d.id
 """
@@ -111,32 +123,38 @@ class Recorded:
 async def record_attempts(
     pool: asyncpg.Pool, attempts: Sequence[Attempt], *, schedule: Sequence[int], disable_after: float
 ) -> list[Recorded]:
-    """Write the attempts and their consequences in one transaction; one :class:`Recorded` per attempt, in order."""
+    """Write the attempts and their consequences atomically; one :class:`Recorded` per attempt, in order.
+
+    All succeeded (the common case): one statement. Otherwise one transaction.
+    """
     if not attempts:
         return []
+    good = [a for a in attempts if a.outcome.succeeded]
+    bad = [a for a in attempts if not a.outcome.succeeded]
+    if not bad:
+        async with pool.acquire() as conn:
+            results = await _record_successes(conn, good)
+        return [results[a.item.id] for a in attempts]
     async with pool.acquire() as conn, conn.transaction():
-        await conn.executemany(
-            _INSERT_ATTEMPT,
-            [
-                (
-                    a.item.id,
-                    a.number,
-                    a.started_at,
-                    a.outcome.status_code,
-                    a.outcome.latency_ms,
-                    a.outcome.excerpt,
-                    a.outcome.error,
-                    a.outcome.succeeded,
-                    dict(a.request_headers) if a.request_headers is not None else None,
-                )
-                for a in attempts
-            ],
-        )
-        good = [a for a in attempts if a.outcome.succeeded]
-        bad = [a for a in attempts if not a.outcome.succeeded]
+        await conn.execute(_ATTEMPT_ROWS, *_attempt_columns(bad))
         results = await _record_successes(conn, good)
         results.update(await _record_failures(conn, bad, good, schedule=schedule, disable_after=disable_after))
     return [results[a.item.id] for a in attempts]
+
+
+def _attempt_columns(attempts: Sequence[Attempt]) -> tuple[list[Any], ...]:
+    """The attempt rows as the nine column arrays of :data:`_ATTEMPT_ROWS`."""
+    return (
+        [a.item.id for a in attempts],
+        [a.number for a in attempts],
+        [a.started_at for a in attempts],
+        [a.outcome.status_code for a in attempts],
+        [a.outcome.latency_ms for a in attempts],
+        [a.outcome.excerpt for a in attempts],
+        [a.outcome.error for a in attempts],
+        [a.outcome.succeeded for a in attempts],
+        [None if a.request_headers is None else orjson.dumps(dict(a.request_headers)).decode() for a in attempts],
+    )
 
 
 def _columns(attempts: Sequence[Attempt]) -> tuple[list[str], list[datetime], list[int], list[int | None]]:
@@ -151,13 +169,9 @@ def _columns(attempts: Sequence[Attempt]) -> tuple[list[str], list[datetime], li
 async def _record_successes(conn: Conn, good: Sequence[Attempt]) -> dict[str, Recorded]:
     if not good:
         return {}
-    # Matches no row (so locks nothing) unless an endpoint was failing: no hot-row contention.
-    await conn.execute(
-        "UPDATE webhook_endpoints SET failing_since = NULL, updated = now() "
-        "WHERE id = ANY($1::text[]) AND failing_since IS NOT NULL",
-        sorted({a.item.endpoint_id for a in good}),
-    )
-    done = {row["id"] for row in await conn.fetch(_SUCCEEDED, *_columns(good))}
+    endpoints = sorted({a.item.endpoint_id for a in good})
+    rows = await conn.fetch(_SUCCEEDED, *_attempt_columns(good), endpoints, [a.item.lease for a in good])
+    done = {row["id"] for row in rows}
     return {a.item.id: Recorded("succeeded", a.number, lease_lost=a.item.id not in done) for a in good}
 
 

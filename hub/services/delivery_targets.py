@@ -8,6 +8,7 @@ addresses returned are the only ones a caller may connect to (no second lookup: 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -37,6 +38,7 @@ def _ip(host: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
 def literal_address(url: str) -> str | None:
     """The host of a (normalised) URL if it is an IP literal, else None."""
     return _ip(urlsplit(url).hostname or "")

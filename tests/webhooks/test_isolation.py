@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 from arq.connections import ArqRedis
 
-from hub.services.delivery_claims import claim
+from hub.services.delivery_claims import claim, release
 from hub.settings import Settings
 from tests.conftest import eventually
 from tests.fakes.receiver import HANG, Receiver, Reply
@@ -89,26 +89,55 @@ async def _count(pool: asyncpg.Pool, endpoint_id: str, state: str, expected: int
     return (await statuses(pool, endpoint_id)).count(state) == expected
 
 
-async def test_concurrent_claims_never_share_a_row_and_respect_the_cap(
+async def test_concurrent_claims_never_share_a_row_or_an_endpoint(
     client: Client, auth: dict[str, str], receiver: Receiver, pool: asyncpg.Pool
 ) -> None:
     first = await create_webhook(client, auth, receiver.url("/a"))
     second = await create_webhook(client, auth, receiver.url("/b"))
     org = await org_of(pool, first["id"])
     await emit(pool, None, org, *(["order.updated"] * 30))  # 60 deliveries, no worker running
+    endpoints = (first["id"], second["id"])
 
+    workers = [f"worker-{n}" for n in range(6)]
     results = await asyncio.gather(
-        *(claim(pool, wanted=[], limit=8, per_endpoint=5, lease_seconds=30) for _ in range(6))
+        *(claim(pool, owner=w, wanted=[], limit=10, per_endpoint=5, lease_seconds=30) for w in workers)
     )
     claimed = [item.id for batch in results for item in batch]
     assert len(claimed) == len(set(claimed))  # no row leased twice
-    per_endpoint = {ep: sum(1 for b in results for i in b if i.endpoint_id == ep) for ep in (first["id"], second["id"])}
-    assert per_endpoint == {first["id"]: 5, second["id"]: 5}  # the cap, whichever claim got there first
-    # The leased rows are in flight: nothing more is claimable until a lease ends.
-    assert await claim(pool, wanted=[], limit=50, per_endpoint=5, lease_seconds=30) == []
-    # A killed worker's lease expires and its rows become claimable again.
+    owners = {
+        ep: {w for w, b in zip(workers, results, strict=True) for i in b if i.endpoint_id == ep} for ep in endpoints
+    }
+    assert all(len(o) == 1 for o in owners.values()), owners  # one sender per endpoint, whoever got there first
+    assert {ep: sum(1 for b in results for i in b if i.endpoint_id == ep) for ep in endpoints} == dict.fromkeys(
+        endpoints, 5
+    )  # at most per_endpoint held
+
+    # Another process gets nothing while the leases live; the owner gets more once it holds less.
+    assert await claim(pool, owner="someone-else", wanted=[], limit=50, per_endpoint=5, lease_seconds=30) == []
+    owner = next(iter(owners[first["id"]]))
+    more = await claim(pool, owner=owner, wanted=[], limit=50, per_endpoint=5, lease_seconds=30, held={first["id"]: 2})
+    assert {i.endpoint_id for i in more} <= {first["id"], second["id"]}
+    assert sum(1 for i in more if i.endpoint_id == first["id"]) == 3
+
+    # A killed worker's leases expire and its endpoints and rows go to whoever claims next.
     await pool.execute(
         "UPDATE deliveries SET leased_until = now() - interval '1 second' WHERE leased_until IS NOT NULL"
     )
-    again = await claim(pool, wanted=[], limit=50, per_endpoint=5, lease_seconds=30)
+    again = await claim(pool, owner="someone-else", wanted=[], limit=50, per_endpoint=5, lease_seconds=30)
     assert len(again) == 10
+
+
+async def test_released_rows_are_claimable_at_once(
+    client: Client, auth: dict[str, str], receiver: Receiver, pool: asyncpg.Pool
+) -> None:
+    endpoint = await create_webhook(client, auth, receiver.url("/a"))
+    org = await org_of(pool, endpoint["id"])
+    await emit(pool, None, org, *(["order.updated"] * 4))
+    held = await claim(pool, owner="a", wanted=[], limit=10, per_endpoint=10, lease_seconds=30)
+    assert len(held) == 4
+    assert await release(pool, held[:3]) == 3
+    # "a" still holds one live lease, so the endpoint stays its own; "a" gets the released rows back
+    assert await claim(pool, owner="b", wanted=[], limit=10, per_endpoint=10, lease_seconds=30) == []
+    assert await release(pool, held[3:]) == 1
+    assert len(await claim(pool, owner="b", wanted=[], limit=10, per_endpoint=10, lease_seconds=30)) == 4
+    assert await release(pool, held) == 0  # the tokens are stale now: b's leases are untouched
