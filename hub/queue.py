@@ -6,9 +6,11 @@ Jobs carry ids only. Enqueuing also pushes to a wake-up list that idle workers b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
@@ -44,6 +46,29 @@ async def enqueue(redis: ArqRedis, function: str, *args: Any, job_id: str | None
 
 
 INGEST_WAKE = "hub:wake:ingest"
+
+
+DELIVERY_WAKE = "hub:wake:deliveries"
+#: A wake list nobody drains (no worker running) keeps at most this many entries; the sweeper
+#: finds whatever the trimmed ones pointed at, since the database holds the work itself.
+WAKE_LIST_MAX = 10_000
+
+
+async def wake_ids(redis: ArqRedis, key: str, ids: Sequence[str]) -> None:
+    """Wake the workers' drain loop for ``key`` with these ids as a hint (one round trip)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.lpush(key, orjson.dumps(list(ids)))
+        pipe.ltrim(key, 0, WAKE_LIST_MAX - 1)
+        await pipe.execute()
+
+
+def wake_payload(raw: bytes | str) -> list[str]:
+    """The ids of one :func:`wake_ids` entry (anything else in the list is ignored)."""
+    try:
+        ids = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return []
+    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
 
 
 async def wake(redis: ArqRedis, key: str) -> None:

@@ -46,6 +46,8 @@ class WorkerContext:
     delivery_gates: dict[str, EndpointGate] = field(default_factory=dict)
     # the process's running delivery loop (workers.deliveries), which later wake-up jobs feed
     delivery_pipeline: object | None = None
+    # work started outside arq's jobs (a woken delivery pipeline): a graceful stop waits for it too
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 def deps(ctx: dict[str, Any]) -> WorkerContext:

@@ -63,6 +63,7 @@ __all__ = [
     "open_sender",
     "prefetch",
     "run_deliveries",
+    "wake",
     "sweep_deliveries",
 ]
 
@@ -129,6 +130,24 @@ async def deliver_webhooks(ctx: dict[str, Any], delivery_ids: list[str]) -> int:
         return await run_deliveries(hub, own, delivery_ids)
     finally:
         await own.close()
+
+
+def wake(ctx: dict[str, Any], delivery_ids: Sequence[str]) -> None:
+    """Hand freshly committed ids to this process's running pipeline, or start one in the background.
+
+    What the worker's wake-up loop calls (no arq job: the hottest path skips its bookkeeping).
+    """
+    hub = deps(ctx)
+    sender: Sender | None = ctx.get(_SENDER_KEY)
+    if sender is None or sender.closed or hub.stopping.is_set():
+        return  # the rows stay due; another worker or the sweeper takes them
+    current = hub.delivery_pipeline
+    if isinstance(current, _Pipeline) and current.accepting and not hub.settings.webhook_retry_schedule[0]:
+        current.want(delivery_ids)
+        return
+    task = asyncio.create_task(run_deliveries(hub, sender, delivery_ids))
+    hub.background.add(task)
+    task.add_done_callback(hub.background.discard)
 
 
 async def run_deliveries(

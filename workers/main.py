@@ -5,11 +5,13 @@ latency to every event. :class:`WakeWorker` keeps arq's job handling but, betwee
 a Redis list that every enqueue pushes to (``hub.queue.WAKE_KEY``), so an idle worker starts a new
 job within milliseconds without spinning.
 
-The hottest path skips arq's per-job bookkeeping altogether: after each group commit the receiver
+The hottest paths skip arq's per-job bookkeeping altogether: after each group commit the receiver
 pushes one wake-up to ``hub.queue.INGEST_WAKE``, and every worker runs a drain loop blocked on it
 that claims all due inbound events in batches (``ingest_events`` with no ids). A wake-up carries no
-data; Postgres says what is due. ``ingest_events`` stays an arq job too, for the sweeper and the
-retry buttons, so a lost wake-up only delays work until the next sweep.
+data; Postgres says what is due. Fresh deliveries likewise: the outbox pushes their ids to
+``hub.queue.DELIVERY_WAKE`` and a loop hands them to the process's delivery pipeline. The arq jobs
+stay registered too, for the sweeper, retries and the retry buttons, so a lost wake-up only delays
+work until the next sweep.
 
 Job names are a wire contract: never rename one without keeping the old name registered.
 """
@@ -55,6 +57,7 @@ class WakeWorker(Worker):
         if not self.burst:
             self._loops = [
                 asyncio.create_task(self._drain_on_wake(queue.INGEST_WAKE, ingest.ingest_events)),
+                asyncio.create_task(self._deliveries_on_wake()),
             ]
         while True:
             try:
@@ -94,6 +97,24 @@ class WakeWorker(Worker):
                     continue
                 await self.pool.delete(key)  # wakes pushed before this are covered by the drain below
                 await job(self.ctx, [])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("drain_failed", key=key)
+                await asyncio.sleep(0.5)
+
+    async def _deliveries_on_wake(self) -> None:
+        """Block on the deliveries' wake-up list; hand the ids to the delivery pipeline (never waits for it)."""
+        key = queue.DELIVERY_WAKE
+        hub: WorkerContext = self.ctx[CTX_KEY]
+        while not hub.stopping.is_set():
+            try:
+                got = await self.pool.blpop([key], timeout=5)  # type: ignore[misc]
+                if got is None:
+                    continue
+                rest = await self.pool.lpop(key, 1000) or []  # type: ignore[misc]
+                ids = [i for raw in (got[1], *rest) for i in queue.wake_payload(raw)]
+                deliveries.wake(self.ctx, ids)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -170,6 +191,8 @@ async def stop_gracefully(worker: WakeWorker, task: asyncio.Task[None], *, grace
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
     running = [t for t in worker.tasks.values() if not t.done()]
+    if hub is not None:
+        running += [t for t in hub.background if not t.done()]
     if running:
         await asyncio.wait(running, timeout=grace)
     with contextlib.suppress(Exception):

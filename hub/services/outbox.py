@@ -3,8 +3,8 @@
 Whoever changes an order (the API, the ingest worker, bulk operations) calls :func:`record_events`
 on the same connection and transaction as the change, so an event exists if and only if the change
 committed, and every matching endpoint has a delivery row from that moment on. After the commit,
-:func:`wake_deliveries` enqueues a job carrying only the delivery ids; if that enqueue is lost,
-the sweeper finds the due rows anyway.
+:func:`wake_deliveries` pushes the delivery ids to the workers' wake-up list (one round trip, no
+arq job); if that push is lost, the sweeper finds the due rows anyway.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ async def record_events(conn: Conn, events: Sequence[NewEvent]) -> list[str]:
 
 
 async def wake_deliveries(redis: ArqRedis, delivery_ids: Sequence[str]) -> None:
-    """Enqueue the delivery job for freshly committed deliveries (ids only); best effort."""
+    """Wake a worker for freshly committed deliveries (ids only); best effort."""
     if not delivery_ids:
         return
-    await queue.enqueue(redis, DELIVER_JOB, list(delivery_ids), job_id=f"dlv:{delivery_ids[0]}")
+    await queue.wake_ids(redis, queue.DELIVERY_WAKE, delivery_ids)
