@@ -141,3 +141,41 @@ async def test_released_rows_are_claimable_at_once(
     assert await release(pool, held[3:]) == 1
     assert len(await claim(pool, owner="b", wanted=[], limit=10, per_endpoint=10, lease_seconds=30)) == 4
     assert await release(pool, held) == 0  # the tokens are stale now: b's leases are untouched
+
+
+async def test_rows_claimed_ahead_follow_an_endpoint_that_moves_or_is_disabled(
+    client: Client,
+    auth: dict[str, str],
+    settings: Settings,
+    receiver: Receiver,
+    pool: asyncpg.Pool,
+    arq_redis: ArqRedis,
+) -> None:
+    """Rows queued in a worker when the owner re-points or disables the endpoint are not sent to the old target."""
+    local = settings.model_copy(update={"webhook_endpoint_concurrency": 1})
+    receiver.always("/old", Reply(delay=0.4))
+    endpoint = await create_webhook(client, auth, receiver.url("/old"))
+    org = await org_of(pool, endpoint["id"])
+    async with running_worker(local):
+        await emit(pool, arq_redis, org, *(["order.updated"] * 12))
+        await receiver.wait_for(1, "/old", within=10)  # the rest are claimed and queued behind it
+        moved = await client.put(
+            f"/api/v1/webhooks/{endpoint['id']}", json={"url": receiver.url("/new")}, headers=auth
+        )
+        assert moved.status == 200, await moved.text()
+        await receiver.wait_for(6, "/new", within=20)
+        old_hits = len(receiver.requests("/old"))
+        response = await client.put(f"/api/v1/webhooks/{endpoint['id']}", json={"enabled": False}, headers=auth)
+        assert response.status == 200, await response.text()
+        await eventually(lambda: _settled(pool, endpoint["id"]), timeout=20)
+    # At most what was in flight or started within the stale check's interval went to the old URL.
+    assert old_hits <= 4, old_hits
+    assert len(receiver.requests("/old")) == old_hits
+    states = await statuses(pool, endpoint["id"])
+    assert states.count("succeeded") + states.count("failed") == 12
+    new_after_disable = len(receiver.requests("/new"))
+    assert new_after_disable < 12  # disabling stopped the queue: the rest failed as "endpoint disabled"
+
+
+async def _settled(pool: asyncpg.Pool, endpoint_id: str) -> bool:
+    return "pending" not in await statuses(pool, endpoint_id)
