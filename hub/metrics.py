@@ -199,6 +199,11 @@ def cluster_families(snap: MetricsSnapshot) -> Iterator[Metric]:
     yield _gauge("hub_deliveries_pending", "Deliveries not yet succeeded or given up.", live.deliveries_pending)
     yield _gauge("hub_deliveries_due", "Pending deliveries whose next attempt is due now.", live.deliveries_due)
     yield _gauge(
+        "hub_backlog",
+        "Work waiting for a worker now: unprocessed inbound events + due deliveries + ready arq jobs.",
+        live.inbound_pending + live.deliveries_due + q.ready,
+    )
+    yield _gauge(
         "hub_deliveries_oldest_due_age_seconds",
         "How long the most overdue pending delivery has been due (0 when none).",
         live.deliveries_oldest_due_age_seconds or 0.0,

@@ -159,8 +159,8 @@ def test_selectors_match_their_pods() -> None:
 def test_worker_autoscaler_follows_queue_depth() -> None:
     hpa = _find("HorizontalPodAutoscaler", "orderhub-worker")["spec"]
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "orderhub-worker"}
-    # ready jobs: the queue depth minus delivery retries deferred for hours, which more workers cannot speed up
-    assert [m["external"]["metric"]["name"] for m in hpa["metrics"] if m["type"] == "External"] == ["hub_queue_ready"]
+    # work waiting now (events, due deliveries, ready jobs), not retries deferred for hours
+    assert [m["external"]["metric"]["name"] for m in hpa["metrics"] if m["type"] == "External"] == ["hub_backlog"]
     assert 1 <= hpa["minReplicas"] <= hpa["maxReplicas"]
 
 

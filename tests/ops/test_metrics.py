@@ -30,6 +30,7 @@ CLUSTER_FAMILIES = {
     "hub_inbound_failed",
     "hub_deliveries_pending",
     "hub_deliveries_due",
+    "hub_backlog",
     "hub_deliveries_oldest_due_age_seconds",
     "hub_deliveries_failed",
     "hub_endpoints_disabled",
@@ -98,6 +99,7 @@ async def test_counters_match_the_state(client: Client, db: asyncpg.Connection, 
     assert _value(samples, "hub_inbound_failed") == expected.inbound_failed
     assert _value(samples, "hub_deliveries_failed") == expected.deliveries_failed
     assert _value(samples, "hub_deliveries_due") == 2
+    assert _value(samples, "hub_backlog") == expected.inbound_pending + 2 + expected.queue_ready
     assert _value(samples, "hub_endpoints_disabled") == expected.endpoints_disabled
     assert _value(samples, "hub_orders_total") == expected.orders
 
