@@ -159,9 +159,7 @@ async def test_rows_claimed_ahead_follow_an_endpoint_that_moves_or_is_disabled(
     async with running_worker(local):
         await emit(pool, arq_redis, org, *(["order.updated"] * 12))
         await receiver.wait_for(1, "/old", within=10)  # the rest are claimed and queued behind it
-        moved = await client.put(
-            f"/api/v1/webhooks/{endpoint['id']}", json={"url": receiver.url("/new")}, headers=auth
-        )
+        moved = await client.put(f"/api/v1/webhooks/{endpoint['id']}", json={"url": receiver.url("/new")}, headers=auth)
         assert moved.status == 200, await moved.text()
         await receiver.wait_for(6, "/new", within=20)
         old_hits = len(receiver.requests("/old"))
