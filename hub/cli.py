@@ -317,12 +317,16 @@ def bench(
     json_out: Annotated[bool, typer.Option("--json", help="Only JSON lines on stdout, one per figure.")] = False,
     data_dir: DataDir = None,
     scale: Annotated[float, typer.Option("--scale", hidden=True, min=0.001, max=10.0)] = 1.0,
+    skip: Annotated[str, typer.Option("--skip", hidden=True, help="Comma-separated: ceilings, ingest, api.")] = "",
 ) -> None:
     """Measure the hub against its own parts' ceilings on this machine (docs/benchmarks.md)."""
     settings = _settings(data_dir)
-    from hub.bench.runner import run_bench
+    from hub.bench.runner import SKIPPABLE, run_bench
 
-    code = run_bench(settings, quick=quick, json_out=json_out, data_dir=data_dir, scale=scale)
+    skipped = frozenset(name.strip() for name in skip.split(",") if name.strip())
+    if unknown := sorted(skipped - SKIPPABLE):
+        raise typer.BadParameter(f"cannot skip {', '.join(unknown)}; choose from {', '.join(sorted(SKIPPABLE))}")
+    code = run_bench(settings, quick=quick, json_out=json_out, data_dir=data_dir, scale=scale, skip=skipped)
     raise typer.Exit(code)
 
 

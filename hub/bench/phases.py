@@ -239,15 +239,48 @@ async def e2e(run: Run) -> None:
     run.log(f"e2e: {plan.e2e_rate:g} events/s for {plan.e2e_seconds:g} s through receiver, worker and sender")
     api, worker = run.need_api(), run.need_worker()
     cpu = api.cpu() + worker.cpu()
+    since = await run.need_pool().fetchval("SELECT now()")
     out = await timed_receipts(run.receiver_url, spec, wait=10.0)
     cpu = api.cpu() + worker.cpu() - cpu
+    stages = await _e2e_stages(run, since)
+    run.log(f"e2e: {stages}")
     note = _join(
         f"{out['sent']} events, {out['acked']} acked 202",
         f"API + worker CPU {cpu * 1000 / max(1, out['sent']):.2f} ms/event",
+        stages,
         f"{out['missing']} not received within 10 s (counted as 10 s)" if out["missing"] else None,
     )
     run.add(Figure("e2e_p50_ms", out["p50_ms"], run.ceilings.get("relay_e2e_p50_ms"), note))
     run.add(Figure("e2e_p99_ms", out["p99_ms"], run.ceilings.get("relay_e2e_p99_ms"), note))
+
+
+_STAGES = """
+SELECT count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ie.processed_at - ie.received_at)) AS to_worker,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.created - ie.processed_at)) AS processing,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.started_at - d.created)) AS to_send,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.completed_at - a.started_at)) AS sent
+FROM inbound_events ie
+JOIN order_events oe ON oe.order_id = ie.order_ids ->> 0 AND oe.type = 'order.created'
+JOIN deliveries d ON d.event_id = oe.id
+JOIN delivery_attempts a ON a.delivery_id = d.id AND a.attempt_no = 1
+WHERE ie.received_at >= $1 AND ie.status = 'processed'
+"""
+
+
+async def _e2e_stages(run: Run, since: object) -> str | None:
+    """Where an event's time goes, from the timestamps the hub itself stored (medians, ms)."""
+    row = await run.need_pool().fetchrow(_STAGES, since)
+    if row is None or not row["n"]:
+        return None
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:.1f}"
+
+    return (
+        f"stage p50s: received → worker {ms(row['to_worker'])} ms, processing {ms(row['processing'])} ms, "
+        f"outbox → send {ms(row['to_send'])} ms, send → recorded {ms(row['sent'])} ms"
+    )
 
 
 def memory_figures(run: Run) -> None:

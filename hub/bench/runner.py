@@ -126,7 +126,11 @@ async def _processing(run: Run) -> None:
     await phases.processing(run)
 
 
-async def _phases(run: Run, step: Callable[[str], None]) -> None:
+#: Phases nothing else depends on, which ``--skip`` may leave out.
+SKIPPABLE = frozenset({"ceilings", "ingest", "api"})
+
+
+async def _phases(run: Run, step: Callable[[str], None], skip: frozenset[str] = frozenset()) -> None:
     run.pool = await db.create_pool(run.infra.database_url, max_size=4)
     run.redis = await queue.connect(run.infra.redis_url)
     run.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
@@ -134,11 +138,13 @@ async def _phases(run: Run, step: Callable[[str], None]) -> None:
         await _describe_machine(run)
         step("ceilings")
         await _start_receiver(run)
-        await run.guarded("ceilings", (), _ceilings)
+        if "ceilings" not in skip:
+            await run.guarded("ceilings", (), _ceilings)
         step("hub")
         await _start_hub(run)
         step("ingest")
-        await run.guarded("ingest", ("ingest_rate", "ingest_ack_p50_ms", "ingest_ack_p99_ms"), phases.ingest)
+        if "ingest" not in skip:
+            await run.guarded("ingest", ("ingest_rate", "ingest_ack_p50_ms", "ingest_ack_p99_ms"), phases.ingest)
         step("processing")
         await run.guarded("processing", ("processing_rate",), _processing)
         step("delivery")
@@ -146,7 +152,8 @@ async def _phases(run: Run, step: Callable[[str], None]) -> None:
         step("e2e")
         await run.guarded("e2e", ("e2e_p50_ms", "e2e_p99_ms"), phases.e2e)
         step("api")
-        await run.guarded("api", ("api_first_page_p99_ms", "export_peak_rss_mb"), api_phase.api)
+        if "api" not in skip:
+            await run.guarded("api", ("api_first_page_p99_ms", "export_peak_rss_mb"), api_phase.api)
         step("memory")
         run.memory.sample()
         phases.memory_figures(run)
@@ -167,8 +174,20 @@ def _run_loop(coro: Any) -> None:
         asyncio.run(coro)
 
 
-def run_bench(settings: Settings, *, quick: bool, json_out: bool, data_dir: Path | None, scale: float = 1.0) -> int:
-    """Run the bench and print its figures; returns the exit code (1 if a phase failed)."""
+def run_bench(
+    settings: Settings,
+    *,
+    quick: bool,
+    json_out: bool,
+    data_dir: Path | None,
+    scale: float = 1.0,
+    skip: frozenset[str] = frozenset(),
+) -> int:
+    """Run the bench and print its figures; returns the exit code (1 if a phase failed).
+
+    ``skip`` (the hidden ``--skip``, for profiling one phase quickly) leaves out independent phases:
+    their figures are reported as not measured.
+    """
     err = Console(stderr=True)
     plan = Plan.make(
         quick=quick,
@@ -198,7 +217,7 @@ def run_bench(settings: Settings, *, quick: bool, json_out: bool, data_dir: Path
                     memory.start()
                     run = Run(plan=plan, infra=infra, procs=procs, memory=memory, log=log, results=results)
                     try:
-                        _run_loop(_phases(run, step))
+                        _run_loop(_phases(run, step, skip))
                     finally:
                         memory.close()
                     log("stopping the hub, the worker and the receiver")
