@@ -6,6 +6,7 @@ pool directly (prepared statements, batched writes).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -70,6 +71,26 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
     )
     assert pool is not None
     return pool
+
+
+@asynccontextmanager
+async def locked_transaction(conn: Conn, key: int) -> AsyncIterator[None]:
+    """A transaction that starts by taking the transaction-level advisory lock ``key``.
+
+    ``BEGIN`` and the lock go in one round trip (one simple-protocol message), where
+    ``conn.transaction()`` and a separate lock statement would take two. Commits on success, rolls
+    back on any error (a failed rollback leaves the connection to the pool's release, which rolls
+    back or discards it).
+    """
+    try:
+        await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(key)})")
+        yield
+    except BaseException:
+        if not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 @asynccontextmanager

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -203,6 +204,7 @@ class _Pipeline:
         self.accepting = True
         self.queued: dict[str, _Send] = {}  # claimed by this job and not yet settled, by delivery id
         self.attempts = 0
+        self.more = False  # the last claim was full: more may be due
         self.lease = lease_seconds(hub.settings)
         self.stale_checked = time.monotonic()
 
@@ -222,16 +224,21 @@ class _Pipeline:
         settings = self.hub.settings
         wanted, self.wanted = self.wanted, []
         started = time.monotonic()  # before the claim's transaction: its lease starts later, never earlier
+        limit, per_endpoint = settings.batch_size - len(self.queued), prefetch(settings)
+        held = {e: g.held for e, g in self.hub.delivery_gates.items() if g.held}
         batch = await claim(
             self.hub.pool,
             owner=self.hub.worker_id,
             wanted=wanted,
-            limit=settings.batch_size - len(self.queued),
-            per_endpoint=prefetch(settings),
-            held={e: g.held for e, g in self.hub.delivery_gates.items() if g.held},
+            limit=limit,
+            per_endpoint=per_endpoint,
+            held=held,
             lease_seconds=self.lease,
             first_delay=self.first_delay,
         )
+        # A claim that took all it was allowed (overall, or of one endpoint) may have left more due.
+        counts = Counter(item.endpoint_id for item in batch)
+        self.more = len(batch) >= limit or any(n >= per_endpoint - held.get(e, 0) for e, n in counts.items())
         start_by = started + self.lease - settings.webhook_timeout_seconds - START_MARGIN
         for item in batch:
             send = _Send(item, self._gate(item.endpoint_id))
@@ -337,7 +344,9 @@ class _Pipeline:
             while True:
                 claiming = self.accepting = self._claiming(deadline)
                 room = len(self.queued) < settings.batch_size
-                running_low = last > 0 and len(self.queued) <= low_water
+                # refill before the queue runs dry while claims come back full; a claim that was not
+                # full found all that was due (fresh rows come with a wake-up), so no empty claim follows
+                running_low = self.more and len(self.queued) <= low_water
                 if claiming and room and (time.monotonic() >= next_claim or running_low or self.wanted):
                     last = await self._claim()
                     # nothing due: back off (new work comes with a wake-up job, which pokes this loop)
@@ -345,7 +354,7 @@ class _Pipeline:
                     next_claim = time.monotonic() + every
                 elif not claiming:
                     await self._drop()
-                if not self.queued and not (claiming and self.wanted):
+                if not self.queued and not (claiming and (self.wanted or self.more)):
                     self.accepting = False  # no await between this and the exit: no wake-up is lost
                     break
                 timeout = max(0.0, next_claim - time.monotonic()) if claiming else None

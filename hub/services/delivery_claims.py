@@ -31,6 +31,8 @@ from typing import Any
 
 import asyncpg
 
+from hub.db import locked_transaction
+
 __all__ = [
     "CLAIM_LOCK",
     "Claimed",
@@ -176,8 +178,7 @@ async def claim(
     """
     held = held or {}
     endpoints = sorted(held)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
+    async with pool.acquire() as conn, locked_transaction(conn, CLAIM_LOCK):
         rows = await conn.fetch(
             _CLAIM,
             list(wanted),

@@ -12,6 +12,7 @@ import orjson
 from arq.connections import ArqRedis
 
 from hub.services.delivery_claims import claim, release
+from hub.services.outbox import wake_deliveries
 from hub.settings import Settings
 from tests.conftest import eventually
 from tests.fakes.receiver import HANG, Receiver, Reply
@@ -177,3 +178,22 @@ async def test_rows_claimed_ahead_follow_an_endpoint_that_moves_or_is_disabled(
 
 async def _settled(pool: asyncpg.Pool, endpoint_id: str) -> bool:
     return "pending" not in await statuses(pool, endpoint_id)
+
+
+async def test_one_wake_up_drains_a_backlog_larger_than_one_claim(
+    client: Client,
+    auth: dict[str, str],
+    settings: Settings,
+    receiver: Receiver,
+    pool: asyncpg.Pool,
+    arq_redis: ArqRedis,
+) -> None:
+    """A claim that came back full makes the pipeline claim again before its queue runs dry (no sweeper needed)."""
+    local = settings.model_copy(update={"webhook_endpoint_concurrency": 1, "sweep_after_seconds": 600})
+    endpoint = await create_webhook(client, auth, receiver.url("/backlog"))
+    org = await org_of(pool, endpoint["id"])
+    ids = await emit(pool, None, org, *(["order.updated"] * 30))  # 30 rows; one claim may take 8 (cap 1 x 8)
+    async with running_worker(local):
+        await wake_deliveries(arq_redis, ids[:1])  # a wake-up naming one of them
+        await receiver.wait_for(30, "/backlog", within=20)
+    assert (await statuses(pool, endpoint["id"])).count("succeeded") == 30

@@ -1,0 +1,54 @@
+"""``hub.db.locked_transaction``: BEGIN and an advisory lock in one round trip, committed or rolled back."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from hub.db import locked_transaction
+from hub.settings import Settings, asyncpg_dsn
+
+KEY = 0x7465737478616374  # "testxact"
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    assert settings.database_url is not None
+    return await asyncpg.connect(asyncpg_dsn(settings.database_url))
+
+
+async def test_commits_and_holds_the_lock_until_then(settings: Settings) -> None:
+    conn, other = await _connect(settings), await _connect(settings)
+    try:
+        await conn.execute("CREATE TEMP TABLE seen (n int)")
+        async with locked_transaction(conn, KEY):
+            assert conn.is_in_transaction()
+            await conn.execute("INSERT INTO seen VALUES (1)")
+            assert await other.fetchval("SELECT pg_try_advisory_xact_lock($1)", KEY) is False
+        assert not conn.is_in_transaction()
+        assert await conn.fetchval("SELECT count(*) FROM seen") == 1
+        assert await other.fetchval("SELECT pg_try_advisory_lock($1)", KEY) is True
+        await other.execute("SELECT pg_advisory_unlock($1)", KEY)
+    finally:
+        await conn.close()
+        await other.close()
+
+
+async def test_an_error_rolls_back_and_releases_the_lock(settings: Settings) -> None:
+    conn, other = await _connect(settings), await _connect(settings)
+    try:
+        await conn.execute("CREATE TEMP TABLE seen (n int)")
+
+        async def insert_then_fail() -> None:
+            async with locked_transaction(conn, KEY):
+                await conn.execute("INSERT INTO seen VALUES (1)")
+                await conn.execute("SELECT 1 / 0")
+
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await insert_then_fail()
+        assert not conn.is_in_transaction()
+        assert await conn.fetchval("SELECT count(*) FROM seen") == 0
+        assert await other.fetchval("SELECT pg_try_advisory_lock($1)", KEY) is True
+        await other.execute("SELECT pg_advisory_unlock($1)", KEY)
+    finally:
+        await conn.close()
+        await other.close()
