@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
@@ -25,6 +26,11 @@ class EndpointGate:
     held: int = 0
 
 
+#: Ingest batches one process runs at once while a backlog lasts: one parses while the other waits on
+#: Postgres, so the process's CPU and the database's work overlap.
+INGEST_BATCHES = 2
+
+
 @dataclass
 class WorkerContext:
     """What jobs use: settings, database pool and sessions, Redis, one HTTP client session."""
@@ -35,9 +41,10 @@ class WorkerContext:
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
     http: aiohttp.ClientSession
-    # one ingest batch at a time per process: batches grow under load and one worker applies
-    # events in arrival order (correctness across processes comes from the database, not this)
-    ingest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # ingest batches in flight in this process: one, plus a helper while a backlog lasts (see
+    # workers.ingest); correctness between batches comes from the database, as between processes
+    ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(INGEST_BATCHES))
+    ingest_helper: asyncio.Task[int] | None = None
     # set when the worker is asked to stop: jobs finish what they hold and claim nothing new
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # names this process as the owner of the delivery leases it takes (see hub.services.delivery_claims)
@@ -46,6 +53,9 @@ class WorkerContext:
     delivery_gates: dict[str, EndpointGate] = field(default_factory=dict)
     # the process's running delivery loop (workers.deliveries), which later wake-up jobs feed
     delivery_pipeline: object | None = None
+    # hands freshly committed delivery ids to this process's own delivery pipeline (set by a running
+    # worker; None: they go through Redis, hub.queue.DELIVERY_WAKE)
+    local_delivery_wake: Callable[[list[str]], None] | None = None
     # work started outside arq's jobs (a woken delivery pipeline): a graceful stop waits for it too
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 

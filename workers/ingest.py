@@ -3,7 +3,8 @@
 ``ingest_events`` is a wake-up, not one job per event: it claims a batch of ``received`` events
 (the ids it was given first, then any others due) with ``FOR UPDATE SKIP LOCKED``, so several
 workers share the load without ever processing the same event twice at once, and processes the
-whole batch in one transaction. If the worker dies mid-batch the transaction rolls back and the
+whole batch in one transaction; while a backlog lasts (a batch came back full) a second batch runs
+beside it in the same process. If the worker dies mid-batch the transaction rolls back and the
 rows are ``received`` again; the sweeper re-enqueues them. An event a connector cannot read is
 marked ``failed`` with the reason (nothing is dropped); a topic the hub does not handle is marked
 ``ignored``.
@@ -11,6 +12,7 @@ marked ``failed`` with the reason (nothing is dropped); a topic the hub does not
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,13 +32,26 @@ from workers.context import WorkerContext, deps
 
 log = structlog.get_logger("hub.ingest")
 
+# The claim also reads the organizations' enabled endpoints, which the outbox needs (one round trip
+# fewer per batch); like any read in the batch's transaction, it sees endpoints committed before it.
 _CLAIM = """
-SELECT e.id, e.organization_id, e.source, e.headers, e.query, e.body, e.received_at, o.default_currency
-FROM inbound_events e JOIN organizations o ON o.id = e.organization_id
-WHERE e.status = 'received' AND {where}
-ORDER BY e.received_at, e.id
-LIMIT $1
-FOR UPDATE OF e SKIP LOCKED
+WITH claimed AS (
+    SELECT e.id, e.organization_id, e.source, e.headers, e.query, e.body, e.received_at, o.default_currency
+    FROM inbound_events e JOIN organizations o ON o.id = e.organization_id
+    WHERE e.status = 'received' AND {where}
+    ORDER BY e.received_at, e.id
+    LIMIT $1
+    FOR UPDATE OF e SKIP LOCKED
+),
+endpoints AS (
+    SELECT w.organization_id,
+           jsonb_agg(jsonb_build_object('id', w.id, 'organization_id', w.organization_id,
+                                        'event_types', w.event_types, 'source', w.source)) AS endpoints
+    FROM webhook_endpoints w
+    WHERE w.organization_id IN (SELECT organization_id FROM claimed) AND w.enabled AND w.deleted_at IS NULL
+    GROUP BY w.organization_id
+)
+SELECT c.*, coalesce(n.endpoints, '[]'::jsonb) AS endpoints FROM claimed c LEFT JOIN endpoints n USING (organization_id)
 """
 
 
@@ -107,15 +122,21 @@ async def _process(conn: Conn, rows: list[asyncpg.Record]) -> _Batch:
     outcomes = {row["id"]: _parse(row) for row in rows}
     by_org: dict[str, list[tuple[str, NormalizedOrder, bool]]] = defaultdict(list)
     currency: dict[str, str] = {}
+    endpoints: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         currency[row["organization_id"]] = row["default_currency"]
+        endpoints[row["organization_id"]] = row["endpoints"]
         outcome = outcomes[row["id"]]
         for order, deletion in zip(outcome.orders, outcome.deletions, strict=True):
             by_org[row["organization_id"]].append((row["id"], order, deletion))
     delivery_ids: list[str] = []
     for org_id, items in by_org.items():
         result = await upsert_orders(
-            conn, organization_id=org_id, orders=[o for _, o, _ in items], default_currency=currency[org_id]
+            conn,
+            organization_id=org_id,
+            orders=[o for _, o, _ in items],
+            default_currency=currency[org_id],
+            endpoints=endpoints[org_id],
         )
         delivery_ids += result.delivery_ids
         deleted: list[str] = []
@@ -124,7 +145,9 @@ async def _process(conn: Conn, rows: list[asyncpg.Record]) -> _Batch:
             if deletion:
                 deleted.append(order_id)
         if deleted:
-            delivery_ids += await delete_orders(conn, organization_id=org_id, order_ids=deleted)
+            delivery_ids += await delete_orders(
+                conn, organization_id=org_id, order_ids=deleted, endpoints=endpoints[org_id]
+            )
     await conn.executemany(
         "UPDATE inbound_events SET status = $2, topic = $3, error = $4, order_ids = $5, attempts = attempts + 1, "
         "processed_at = now() WHERE id = $1",
@@ -161,8 +184,29 @@ async def _process_one_by_one(hub: WorkerContext, ids: list[str]) -> _Batch:
 async def ingest_events(ctx: dict[str, Any], event_ids: list[str]) -> int:
     """Claim and process batches of received events (these ids first) until none is left."""
     hub = deps(ctx)
-    async with hub.ingest_lock:
+    async with hub.ingest_slots:
         return await _drain(hub, list(event_ids))
+
+
+def _help_drain(hub: WorkerContext) -> None:
+    """A full batch means a backlog: drain it with a second batch in flight, so parsing one overlaps
+    the other's database round trips (as two workers would; batches never share an event)."""
+    if hub.ingest_helper is not None or hub.stopping.is_set():
+        return
+
+    async def helper() -> int:
+        try:
+            async with hub.ingest_slots:
+                return await _drain(hub, [])
+        except Exception as exc:  # database away: the main drain meets it too; the sweeper is the backstop
+            log.warning("ingest_helper_failed", error=repr(exc))
+            return 0
+        finally:
+            hub.ingest_helper = None
+
+    task = hub.ingest_helper = asyncio.create_task(helper())
+    hub.background.add(task)
+    task.add_done_callback(hub.background.discard)
 
 
 async def _drain(hub: WorkerContext, ids: list[str]) -> int:
@@ -183,6 +227,8 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
         if not claimed:
             return done
         done += len(claimed)
+        if len(claimed) >= limit:
+            _help_drain(hub)
         await _after_commit(hub, batch)
         ids = []
         if len(claimed) < limit or hub.stopping.is_set():
@@ -190,9 +236,16 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
 
 
 async def _after_commit(hub: WorkerContext, batch: _Batch) -> None:
-    """Wake the sender and count unreadable payloads per source; both best effort (already committed)."""
+    """Wake the sender and count unreadable payloads per source; both best effort (already committed).
+
+    A running worker sends what it wrote itself (no Redis round trip on the way to the subscriber);
+    other workers still find those rows if this one dies (leases expire, the sweeper looks).
+    """
     try:
-        await wake_deliveries(hub.redis, batch.delivery_ids)
+        if hub.local_delivery_wake is not None and batch.delivery_ids:
+            hub.local_delivery_wake(batch.delivery_ids)
+        else:
+            await wake_deliveries(hub.redis, batch.delivery_ids)
         for source in batch.bad_payload_sources:
             await record_reject(hub.redis, source, BAD_PAYLOAD)
     except Exception as exc:  # the sweeper finds the deliveries; a lost count is only a metric

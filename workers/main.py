@@ -9,7 +9,8 @@ The hottest paths skip arq's per-job bookkeeping altogether: after each group co
 pushes one wake-up to ``hub.queue.INGEST_WAKE``, and every worker runs a drain loop blocked on it
 that claims all due inbound events in batches (``ingest_events`` with no ids). A wake-up carries no
 data; Postgres says what is due. Fresh deliveries likewise: the outbox pushes their ids to
-``hub.queue.DELIVERY_WAKE`` and a loop hands them to the process's delivery pipeline. The arq jobs
+``hub.queue.DELIVERY_WAKE`` and a loop hands them to the process's delivery pipeline; the ones a
+worker's own ingest batch wrote go straight to its own pipeline, without Redis. The arq jobs
 stay registered too, for the sweeper, retries and the retry buttons, so a lost wake-up only delays
 work until the next sweep.
 
@@ -55,6 +56,7 @@ class WakeWorker(Worker):
         if self.on_startup:
             await self.on_startup(self.ctx)
         if not self.burst:
+            self.ctx[CTX_KEY].local_delivery_wake = lambda ids: deliveries.wake(self.ctx, ids)
             self._loops = [
                 asyncio.create_task(self._drain_on_wake(queue.INGEST_WAKE, ingest.ingest_events)),
                 asyncio.create_task(self._deliveries_on_wake()),
@@ -93,9 +95,14 @@ class WakeWorker(Worker):
         """Block on ``key``; on a wake-up, clear it and drain what is due (a wake, not a job)."""
         while True:
             try:
-                if await self.pool.blpop([key], timeout=5) is None:  # type: ignore[misc]
+                # BLPOP and DELETE in one round trip: Redis runs the DELETE as soon as the BLPOP returns,
+                # and wakes pushed before it are covered by the drain below (which starts after it)
+                async with self.pool.pipeline(transaction=False) as pipe:
+                    pipe.blpop([key], timeout=5)
+                    pipe.delete(key)
+                    got, _ = await pipe.execute()
+                if got is None:
                     continue
-                await self.pool.delete(key)  # wakes pushed before this are covered by the drain below
                 await job(self.ctx, [])
             except asyncio.CancelledError:
                 raise
@@ -109,11 +116,13 @@ class WakeWorker(Worker):
         hub: WorkerContext = self.ctx[CTX_KEY]
         while not hub.stopping.is_set():
             try:
-                got = await self.pool.blpop([key], timeout=5)  # type: ignore[misc]
+                async with self.pool.pipeline(transaction=False) as pipe:  # one round trip for both
+                    pipe.blpop([key], timeout=5)
+                    pipe.lpop(key, 1000)
+                    got, rest = await pipe.execute()
                 if got is None:
                     continue
-                rest = await self.pool.lpop(key, 1000) or []  # type: ignore[misc]
-                ids = [i for raw in (got[1], *rest) for i in queue.wake_payload(raw)]
+                ids = [i for raw in (got[1], *(rest or [])) for i in queue.wake_payload(raw)]
                 deliveries.wake(self.ctx, ids)
             except asyncio.CancelledError:
                 raise

@@ -21,7 +21,7 @@ order (no deadlocks), so two workers never both insert the same new order.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -207,8 +207,13 @@ async def upsert_orders(
     organization_id: str,
     orders: Sequence[NormalizedOrder],
     default_currency: str = "SAR",
+    endpoints: Sequence[Mapping[str, Any]] | None = None,
 ) -> UpsertResult:
-    """Apply ``orders`` (in order) to the organization's orders and record their events."""
+    """Apply ``orders`` (in order) to the organization's orders and record their events.
+
+    ``endpoints``: the organization's enabled endpoints if the caller read them already in this
+    transaction (see :func:`~hub.services.outbox.record_events`).
+    """
     result = UpsertResult()
     if not orders:
         return result
@@ -254,7 +259,7 @@ async def upsert_orders(
             _UPDATE, [(stored[k]["id"], *(stored[k][c] for c in _MUTABLE), k in revived) for k in changed]
         )
     result.created, result.updated = len(inserted), len(changed)
-    result.delivery_ids = await record_events(conn, events)
+    result.delivery_ids = await record_events(conn, events, endpoints=endpoints)
     return result
 
 
@@ -263,7 +268,13 @@ def is_deletion(topic: str) -> bool:
     return topic.rstrip("/").lower().endswith(("deleted", "delete"))
 
 
-async def delete_orders(conn: Conn, *, organization_id: str, order_ids: Sequence[str]) -> list[str]:
+async def delete_orders(
+    conn: Conn,
+    *,
+    organization_id: str,
+    order_ids: Sequence[str],
+    endpoints: Sequence[Mapping[str, Any]] | None = None,
+) -> list[str]:
     """Soft-delete orders a source deleted and record ``order.deleted``; returns delivery ids."""
     rows = await conn.fetch(
         "UPDATE orders SET deleted_at = now(), updated = now() WHERE organization_id = $1 AND id = ANY($2::text[]) "
@@ -272,4 +283,4 @@ async def delete_orders(conn: Conn, *, organization_id: str, order_ids: Sequence
         list(order_ids),
     )
     events = [NewEvent(organization_id, r["id"], r["source"], "order.deleted", order_public(r)) for r in rows]
-    return await record_events(conn, events)
+    return await record_events(conn, events, endpoints=endpoints)

@@ -9,7 +9,7 @@ arq job); if that push is lost, the sweeper finds the due rows anyway.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,17 +45,41 @@ def envelope(event_id: str, event_type: str, created: datetime, order: dict[str,
     }
 
 
-async def record_events(conn: Conn, events: Sequence[NewEvent]) -> list[str]:
-    """Insert the events and one pending delivery per matching enabled endpoint; return delivery ids."""
+# The events and their deliveries in one statement (one round trip); the deliveries' foreign keys are
+# checked at the statement's end, when the events are there.
+_RECORD = """
+WITH events AS (
+    INSERT INTO order_events (id, organization_id, order_id, type, source, payload, created)
+    SELECT i, o, r, t, s, p, $12 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+        AS e(i, o, r, t, s, p)
+)
+INSERT INTO deliveries (id, organization_id, endpoint_id, event_id, event_type, status, attempt_count,
+                        next_attempt_at, created, updated)
+SELECT i, o, w, e, t, 'pending', 0, $12, $12, $12
+FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) AS d(i, o, w, e, t)
+"""
+
+
+ENDPOINTS_SQL = (
+    "SELECT id, organization_id, event_types, source FROM webhook_endpoints "
+    "WHERE organization_id = ANY($1::text[]) AND enabled AND deleted_at IS NULL"
+)
+"""The enabled endpoints of some organizations, as :func:`record_events` matches them."""
+
+
+async def record_events(
+    conn: Conn, events: Sequence[NewEvent], *, endpoints: Sequence[Mapping[str, Any]] | None = None
+) -> list[str]:
+    """Insert the events and one pending delivery per matching enabled endpoint; return delivery ids.
+
+    ``endpoints``: the events' organizations' enabled endpoints, already read in the caller's
+    transaction (the ingest worker reads them with its claim); by default they are read here.
+    """
     if not events:
         return []
     now = datetime.now(UTC)
-    org_ids = sorted({e.organization_id for e in events})
-    endpoints = await conn.fetch(
-        "SELECT id, organization_id, event_types, source FROM webhook_endpoints "
-        "WHERE organization_id = ANY($1::text[]) AND enabled AND deleted_at IS NULL",
-        org_ids,
-    )
+    if endpoints is None:
+        endpoints = [dict(row) for row in await conn.fetch(ENDPOINTS_SQL, sorted({e.organization_id for e in events}))]
     event_rows: list[tuple[Any, ...]] = []
     delivery_rows: list[tuple[Any, ...]] = []
     for event in events:
@@ -68,7 +92,6 @@ async def record_events(conn: Conn, events: Sequence[NewEvent]) -> list[str]:
                 event.type,
                 event.source,
                 envelope(event_id, event.type, now, event.order),
-                now,
             )
         )
         for endpoint in endpoints:
@@ -78,18 +101,10 @@ async def record_events(conn: Conn, events: Sequence[NewEvent]) -> list[str]:
                 continue
             if not matches(event.type, endpoint["event_types"]):
                 continue
-            delivery_rows.append((new_id("dlv"), event.organization_id, endpoint["id"], event_id, event.type, now))
-    await conn.executemany(
-        "INSERT INTO order_events (id, organization_id, order_id, type, source, payload, created) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        event_rows,
-    )
-    if delivery_rows:
-        await conn.executemany(
-            "INSERT INTO deliveries (id, organization_id, endpoint_id, event_id, event_type, status, attempt_count, "
-            "next_attempt_at, created, updated) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $6)",
-            delivery_rows,
-        )
+            delivery_rows.append((new_id("dlv"), event.organization_id, endpoint["id"], event_id, event.type))
+    columns = [list(column) for column in zip(*event_rows, strict=True)]
+    deliveries = [list(column) for column in zip(*delivery_rows, strict=True)] or [[], [], [], [], []]
+    await conn.execute(_RECORD, *columns, *deliveries, now)
     return [row[0] for row in delivery_rows]
 
 

@@ -1,0 +1,68 @@
+"""A stored backlog larger than a batch: one worker drains it with two batches in flight, each event once."""
+
+from __future__ import annotations
+
+import asyncpg
+from redis.asyncio import Redis
+
+from connectors.base import body_hash
+from hub import queue
+from hub.bench.dataset import salla_headers, salla_template
+from hub.services.inbound_store import InboundItem, insert_many, summarize_headers
+from hub.settings import Settings
+from tests.conftest import eventually, running_worker
+from tests.ingest.test_pipeline import SECRET, _connection
+
+EVENTS = 23  # over four batches of 5: the first full batch starts the helper batch
+
+
+async def test_backlog_is_drained_in_overlapping_batches_and_each_event_once(
+    settings: Settings, db: asyncpg.Connection, auth: dict[str, str]
+) -> None:
+    conn_id = await _connection(db)
+    org = await db.fetchval("SELECT organization_id FROM connections WHERE id = $1", conn_id)
+    await db.execute(
+        "INSERT INTO webhook_endpoints (id, organization_id, url, event_types, secret, enabled, created, updated) "
+        "VALUES ('we_backlog', $1, 'http://127.0.0.1:9/hook', '[\"order.*\"]'::jsonb, $2, true, now(), now())",
+        org,
+        "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+    created = salla_template()
+    items = []
+    for n in range(EVENTS):
+        body = created.body(700_000 + n)
+        items.append(
+            InboundItem(
+                organization_id=org,
+                connection_id=conn_id,
+                source="salla",
+                delivery_key=body_hash(body),
+                headers=summarize_headers(salla_headers(SECRET, body)),
+                query={},
+                body=body,
+            )
+        )
+    await insert_many(db, items)
+
+    small = settings.model_copy(update={"batch_size": 5, "webhook_retry_schedule": (3600,)})
+    async with running_worker(small):
+        wake = Redis.from_url(settings.redis_url or "")
+        try:
+            await wake.lpush(queue.INGEST_WAKE, b"1")  # type: ignore[misc]
+        finally:
+            await wake.aclose()
+
+        async def drained() -> bool:
+            return not await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'received'")
+
+        await eventually(drained, timeout=20)
+
+    rows = await db.fetch("SELECT status, attempts, order_ids FROM inbound_events")
+    assert len(rows) == EVENTS
+    assert {(r["status"], r["attempts"]) for r in rows} == {("processed", 1)}
+    assert await db.fetchval("SELECT count(*) FROM orders") == EVENTS
+    # one order.created each, and one delivery each for the one endpoint (read with the claim)
+    assert await db.fetchval("SELECT count(*) FROM order_events WHERE type = 'order.created'") == EVENTS
+    assert await db.fetchval("SELECT count(DISTINCT event_id) FROM deliveries WHERE endpoint_id = 'we_backlog'") == (
+        await db.fetchval("SELECT count(*) FROM order_events")
+    )
