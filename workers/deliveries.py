@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -58,6 +58,7 @@ from workers.context import EndpointGate, WorkerContext, deps
 
 __all__ = [
     "MAX_JOB_SECONDS",
+    "claim_was_full",
     "close_sender",
     "deliver_webhooks",
     "lease_seconds",
@@ -176,6 +177,18 @@ async def run_deliveries(
             hub.delivery_pipeline = None
 
 
+def claim_was_full(batch: Sequence[Claimed], *, limit: int, per_endpoint: int, held: Mapping[str, int]) -> bool:
+    """Whether a claim took all it was allowed, overall or of some endpoint, so more may still be due.
+
+    An endpoint whose whole share was already held (room 0) counts as full: that claim could not
+    take any of its rows, however many are due.
+    """
+    if len(batch) >= limit:
+        return True
+    counts = Counter(item.endpoint_id for item in batch)
+    return any(counts.get(e, 0) >= per_endpoint - held.get(e, 0) for e in counts.keys() | held.keys())
+
+
 class _Send:
     """One claimed row in this job: queued at its endpoint's gate, then sending, then settled."""
 
@@ -236,9 +249,7 @@ class _Pipeline:
             lease_seconds=self.lease,
             first_delay=self.first_delay,
         )
-        # A claim that took all it was allowed (overall, or of one endpoint) may have left more due.
-        counts = Counter(item.endpoint_id for item in batch)
-        self.more = len(batch) >= limit or any(n >= per_endpoint - held.get(e, 0) for e, n in counts.items())
+        self.more = claim_was_full(batch, limit=limit, per_endpoint=per_endpoint, held=held)
         start_by = started + self.lease - settings.webhook_timeout_seconds - START_MARGIN
         for item in batch:
             send = _Send(item, self._gate(item.endpoint_id))
@@ -350,7 +361,7 @@ class _Pipeline:
                 if claiming and room and (time.monotonic() >= next_claim or running_low or self.wanted):
                     last = await self._claim()
                     # nothing due: back off (new work comes with a wake-up job, which pokes this loop)
-                    every = CLAIM_EVERY if last else min(MAX_CLAIM_EVERY, every * 2)
+                    every = CLAIM_EVERY if last or self.more else min(MAX_CLAIM_EVERY, every * 2)
                     next_claim = time.monotonic() + every
                 elif not claiming:
                     await self._drop()

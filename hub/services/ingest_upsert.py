@@ -188,15 +188,14 @@ async def _lock_and_load(
     conn: Conn, organization_id: str, orders: Sequence[NormalizedOrder]
 ) -> dict[tuple[str, str], dict[str, Any]]:
     keys = sorted({lock_key(organization_id, o.source, o.external_id) for o in orders})
-    await conn.execute("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS s", keys)
-    sources = [o.source for o in orders]
-    externals = [o.external_id for o in orders]
+    # One statement (migration 0006): the advisory locks, then the rows FOR UPDATE with a snapshot taken
+    # after them, so an order another batch inserted while we waited for its lock is seen, not re-inserted.
     rows = await conn.fetch(
-        "SELECT * FROM orders WHERE organization_id = $1 AND (source, external_id) IN "
-        "(SELECT * FROM unnest($2::text[], $3::text[])) FOR UPDATE",
+        "SELECT * FROM hub_lock_orders($1, $2::bigint[], $3::text[], $4::text[])",
         organization_id,
-        sources,
-        externals,
+        keys,
+        [o.source for o in orders],
+        [o.external_id for o in orders],
     )
     return {(r["source"], r["external_id"]): dict(r) for r in rows}
 

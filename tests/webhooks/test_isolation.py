@@ -6,17 +6,19 @@ import asyncio
 import logging
 import statistics
 import time
+from datetime import UTC, datetime
 
 import asyncpg
 import orjson
 from arq.connections import ArqRedis
 
-from hub.services.delivery_claims import claim, release
+from hub.services.delivery_claims import Claimed, claim, release
 from hub.services.outbox import wake_deliveries
 from hub.settings import Settings
 from tests.conftest import eventually
 from tests.fakes.receiver import HANG, Receiver, Reply
 from tests.webhooks.conftest import Client, create_webhook, emit, org_of, running_worker, statuses
+from workers.deliveries import claim_was_full
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +192,8 @@ async def test_one_wake_up_drains_a_backlog_larger_than_one_claim(
 ) -> None:
     """A claim that came back full makes the pipeline claim again before its queue runs dry (no sweeper needed)."""
     local = settings.model_copy(update={"webhook_endpoint_concurrency": 1, "sweep_after_seconds": 600})
+    # slow enough that the pipeline's timer claims while the endpoint's whole share is queued (room 0)
+    receiver.always("/backlog", Reply(delay=0.03))
     endpoint = await create_webhook(client, auth, receiver.url("/backlog"))
     org = await org_of(pool, endpoint["id"])
     ids = await emit(pool, None, org, *(["order.updated"] * 30))  # 30 rows; one claim may take 8 (cap 1 x 8)
@@ -197,3 +201,19 @@ async def test_one_wake_up_drains_a_backlog_larger_than_one_claim(
         await wake_deliveries(arq_redis, ids[:1])  # a wake-up naming one of them
         await receiver.wait_for(30, "/backlog", within=20)
     assert (await statuses(pool, endpoint["id"])).count("succeeded") == 30
+
+
+def _claimed(endpoint_id: str) -> Claimed:
+    return Claimed("dlv", "org", endpoint_id, "evt", "order.updated", 0, datetime.now(UTC), "http://x", ("s",), {})
+
+
+def test_a_claim_is_full_when_it_took_its_whole_share_or_had_no_room() -> None:
+    """What makes a pipeline claim again before its queue runs dry (and stay alive while rows are due)."""
+    two = [_claimed("a"), _claimed("a")]
+    assert claim_was_full(two, limit=2, per_endpoint=8, held={})  # the overall limit
+    assert claim_was_full(two, limit=10, per_endpoint=8, held={"a": 6})  # all of a's room
+    assert not claim_was_full(two, limit=10, per_endpoint=8, held={"a": 1})  # took less than it could
+    assert not claim_was_full([], limit=10, per_endpoint=8, held={})  # nothing due
+    # a's share was all queued already: this claim could take none of a's rows, so more may be due
+    assert claim_was_full([], limit=10, per_endpoint=8, held={"a": 8})
+    assert claim_was_full([_claimed("b")], limit=10, per_endpoint=8, held={"a": 8})
