@@ -28,6 +28,7 @@ a hanging endpoint occupies only its own gate and the rows queued behind it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -80,7 +81,10 @@ _SENDER_KEY = "hub.webhook_sender"
 #: A claimed row is sent only while its lease has the request timeout plus this much left.
 START_MARGIN = 5.0
 #: How many rows per endpoint a process claims ahead, as a multiple of the endpoint's cap.
-PREFETCH_FACTOR = 8
+PREFETCH_FACTOR = 16
+#: A process holds at most this many batches of claimed rows (queued, sending, or being recorded), so
+#: the next claim can start while the last batch's attempts are still being written.
+HOLD_BATCHES = 2
 #: A running job claims again at least this often (more often while its queue runs low).
 CLAIM_EVERY = 0.025
 #: ... backing off to this while its claims find nothing.
@@ -94,10 +98,15 @@ def lease_seconds(settings: Settings) -> float:
     return max(float(settings.delivery_lease_seconds), settings.webhook_timeout_seconds + 15.0)
 
 
+def holding(settings: Settings) -> int:
+    """Rows a process may hold at once, over all endpoints (claimed, not yet recorded or released)."""
+    return settings.batch_size * HOLD_BATCHES
+
+
 def prefetch(settings: Settings) -> int:
     """Rows of one endpoint a process may hold (claimed, not yet recorded): enough to keep its gate busy."""
     cap = settings.webhook_endpoint_concurrency
-    return max(cap, min(settings.batch_size, cap * PREFETCH_FACTOR))
+    return max(cap, min(holding(settings), cap * PREFETCH_FACTOR))
 
 
 def _new_sender(settings: Settings) -> Sender:
@@ -203,16 +212,18 @@ class _Send:
 class _Pipeline:
     """The process's claim → send → record loop, run by one job at a time; later jobs hand it their ids.
 
-    Sends run as tasks, each waiting for a slot at its endpoint's gate; attempts are recorded in
-    groups as they finish (whatever finished while the previous group was being written: group
-    commit), so a burst costs few transactions, and the loop keeps claiming meanwhile. One loop per
-    process means one claimer and one recorder, not one per wake-up job competing for the claim lock.
+    Sends run as tasks, each waiting for a slot at its endpoint's gate. A recorder task writes
+    attempts in groups as they finish (whatever finished while the previous group was being written:
+    group commit), so a burst costs few transactions; the claim loop runs beside it, so neither
+    waits for the other's round trips and the gates never run dry while a group is being written.
+    One pipeline per process means one claimer and one recorder, not one per wake-up job competing
+    for the claim lock.
     """
 
     def __init__(self, hub: WorkerContext, sender: Sender, first_delay: float) -> None:
         self.hub, self.sender, self.first_delay = hub, sender, first_delay
-        # finished sends, or None: "wanted ids arrived, claim now"
-        self.finished: asyncio.Queue[tuple[_Send, Attempt | None] | None] = asyncio.Queue()
+        self.finished: asyncio.Queue[tuple[_Send, Attempt | None]] = asyncio.Queue()  # sends to record
+        self.poke = asyncio.Event()  # ids are wanted, or a group was recorded: the claim loop looks again
         self.wanted: list[str] = []
         self.accepting = True
         self.queued: dict[str, _Send] = {}  # claimed by this job and not yet settled, by delivery id
@@ -231,13 +242,14 @@ class _Pipeline:
     def want(self, ids: Sequence[str]) -> None:
         """Claim these (a later job's wake-up) next."""
         self.wanted.extend(ids)
-        self.finished.put_nowait(None)
+        self.poke.set()
 
     async def _claim(self) -> int:
         settings = self.hub.settings
         wanted, self.wanted = self.wanted, []
         started = time.monotonic()  # before the claim's transaction: its lease starts later, never earlier
-        limit, per_endpoint = settings.batch_size - len(self.queued), prefetch(settings)
+        limit = min(settings.batch_size, holding(settings) - len(self.queued))
+        per_endpoint = prefetch(settings)
         held = {e: g.held for e, g in self.hub.delivery_gates.items() if g.held}
         batch = await claim(
             self.hub.pool,
@@ -266,6 +278,10 @@ class _Pipeline:
             send.started = True
             attempt = await _attempt(self.sender, send.item)
         self.finished.put_nowait((send, attempt))
+
+    def _unsent(self) -> int:
+        """Queued rows not yet handed to the wire: the runway before the gates run dry."""
+        return sum(1 for send in self.queued.values() if not send.started)
 
     def _settle(self, send: _Send) -> bool:
         if send.settled:
@@ -297,18 +313,14 @@ class _Pipeline:
         except Exception:  # the leases then just expire: a delay, never a loss
             log.warning("delivery_release_failed", count=len(sends), exc_info=True)
 
-    async def _next_group(self, within: float | None) -> list[tuple[_Send, Attempt | None] | None]:
-        if self.finished.empty():
-            try:
-                first = await asyncio.wait_for(self.finished.get(), within)
-            except TimeoutError:
-                return []
-            group = [first]
-        else:
-            group = []
-        while not self.finished.empty():
-            group.append(self.finished.get_nowait())
-        return group
+    async def _recorder(self) -> None:
+        """Record finished sends, a group at a time, until cancelled (when nothing is left queued)."""
+        while True:
+            group = [await self.finished.get()]
+            while not self.finished.empty():
+                group.append(self.finished.get_nowait())
+            await self._record_group(group)
+            self.poke.set()
 
     async def _record_group(self, group: list[tuple[_Send, Attempt | None]]) -> None:
         live = [(send, attempt) for send, attempt in group if not send.settled]
@@ -351,13 +363,15 @@ class _Pipeline:
         self.wanted.extend(wanted)
         last = 0
         next_claim, every = time.monotonic(), CLAIM_EVERY
+        recorder = asyncio.create_task(self._recorder())
         try:
             while True:
+                self.poke.clear()  # before looking: a poke during the awaits below is not lost
                 claiming = self.accepting = self._claiming(deadline)
-                room = len(self.queued) < settings.batch_size
-                # refill before the queue runs dry while claims come back full; a claim that was not
+                room = len(self.queued) < holding(settings)
+                # refill before the gates run dry while claims come back full; a claim that was not
                 # full found all that was due (fresh rows come with a wake-up), so no empty claim follows
-                running_low = self.more and len(self.queued) <= low_water
+                running_low = self.more and self._unsent() <= low_water
                 if claiming and room and (time.monotonic() >= next_claim or running_low or self.wanted):
                     last = await self._claim()
                     # nothing due: back off (new work comes with a wake-up job, which pokes this loop)
@@ -369,11 +383,12 @@ class _Pipeline:
                     self.accepting = False  # no await between this and the exit: no wake-up is lost
                     break
                 timeout = max(0.0, next_claim - time.monotonic()) if claiming else None
-                group = await self._next_group(timeout)
-                await self._record_group([entry for entry in group if entry is not None])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.poke.wait(), timeout)
                 await self._check_stale()
         finally:
             self.accepting = False
+            recorder.cancel()  # idle unless this job itself is cancelled (then the leases just expire)
             for send in self.queued.values():
                 if send.task is not None:
                     send.task.cancel()  # only reached with rows left if this job itself is cancelled

@@ -212,6 +212,7 @@ async def delivery(run: Run) -> None:
         stats = await response.json()
     note = _join(
         f"{succeeded} of {count} succeeded by 1 worker in {elapsed:.2f} s; receiver verified {stats['unique']}",
+        f"endpoint cap {run.plan.ceiling.delivery_concurrency} (the ceiling's concurrency)",
         f"worker CPU {cpu * 1000 / max(1, succeeded):.2f} ms/delivery",
         None if done else f"time bound ({run.plan.drain_seconds:g} s) reached first",
         f"{stats['invalid']} failed verification" if stats["invalid"] else None,

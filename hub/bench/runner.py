@@ -43,7 +43,7 @@ from hub.signing import new_secret
 STEPS = ("ceilings", "hub", "ingest", "processing", "delivery", "e2e", "api", "memory")
 
 
-def _hub_env(infra: Infra, port: int) -> dict[str, str]:
+def _hub_env(infra: Infra, port: int, *, endpoint_concurrency: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("HUB_PUBLIC_URL", "HUB_OPS_TOKEN")}
     env.update(
         {
@@ -59,6 +59,8 @@ def _hub_env(infra: Infra, port: int) -> dict[str, str]:
             "HUB_RATE_LIMIT": "1000000/second",
             "HUB_RATE_LIMIT_BURST": "1000000",
             "HUB_HOOKS_RATE_LIMIT": "1000000/second",
+            # the hub sends to the receiver as many at once as the bare client ceiling does
+            "HUB_WEBHOOK_ENDPOINT_CONCURRENCY": str(endpoint_concurrency),
         }
     )
     return env
@@ -212,7 +214,9 @@ def run_bench(
 
         try:
             with open_infra(settings, data_dir=data_dir, log=log) as infra:
-                with Processes(infra.workdir, _hub_env(infra, free_port())) as procs:
+                with Processes(
+                    infra.workdir, _hub_env(infra, free_port(), endpoint_concurrency=plan.ceiling.delivery_concurrency)
+                ) as procs:
                     memory = MemoryWatch()
                     memory.start()
                     run = Run(plan=plan, infra=infra, procs=procs, memory=memory, log=log, results=results)

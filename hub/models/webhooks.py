@@ -49,7 +49,8 @@ class Delivery(SQLModel, table=True):
             "next_attempt_at",
             postgresql_where=text("status = 'pending'"),
         ),
-        Index("ix_deliveries_leased", "endpoint_id", postgresql_where=text("leased_until IS NOT NULL")),
+        # Live leases of an endpoint held by another process (migrations 0003, 0007).
+        Index("ix_deliveries_leased", "endpoint_id", "leased_until", postgresql_where=text("leased_until IS NOT NULL")),
     )
 
     id: str = Field(primary_key=True)

@@ -64,12 +64,15 @@ open AS (
            $3::int - coalesce((SELECT held.n FROM held WHERE held.endpoint_id = w.id), 0) AS room
     FROM eps JOIN webhook_endpoints w ON w.id = eps.endpoint_id
     WHERE w.enabled AND w.deleted_at IS NULL
-      -- another process's live leases make it the endpoint's only sender until they end
+      -- another process's live leases make it the endpoint's only sender until they end (every way out
+      -- of 'pending' clears the lease, so no status test: this stays on the small ix_deliveries_leased)
       AND NOT EXISTS (SELECT 1 FROM deliveries l
-                      WHERE l.endpoint_id = w.id AND l.leased_until IS NOT NULL AND l.leased_until > now()
-                        AND l.status = 'pending' AND l.lease_owner IS DISTINCT FROM $8::text)
+                      WHERE l.endpoint_id = w.id AND l.leased_until > now()
+                        AND l.lease_owner IS DISTINCT FROM $8::text)
 ),
 picked AS (
+    -- Locked where found (SKIP LOCKED steps around rows an API retry or a recording holds), and
+    -- re-checked on each row's latest version once locked: a row recorded meanwhile is not re-leased.
     SELECT c.id FROM open CROSS JOIN LATERAL (
         SELECT d.id, d.next_attempt_at, d.id = ANY($1::text[]) AS wanted
         FROM deliveries d
@@ -79,6 +82,7 @@ picked AS (
           AND (d.attempt_count > 0 OR d.next_attempt_at <= now() - make_interval(secs => $4::float8))
         ORDER BY d.next_attempt_at
         LIMIT GREATEST(open.room, 0)
+        FOR UPDATE OF d SKIP LOCKED
     ) c
     ORDER BY c.wanted DESC, c.next_attempt_at
     LIMIT $2::int
@@ -86,14 +90,8 @@ picked AS (
 UPDATE deliveries d
 SET leased_until = now() + make_interval(secs => $5::float8), lease_owner = $8::text, updated = now()
 FROM webhook_endpoints w, order_events e
-WHERE w.id = d.endpoint_id AND e.id = d.event_id
-  AND d.id IN (
-      -- Re-checked on the row's latest version once locked: a row recorded meanwhile is not re-leased.
-      -- (= ANY(ARRAY(...)): primary-key lookups, not a semi-join over every pending row)
-      SELECT id FROM deliveries
-      WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND status = 'pending'
-        AND (leased_until IS NULL OR leased_until <= now())
-      FOR UPDATE SKIP LOCKED)
+-- = ANY(ARRAY(...)): primary-key lookups, whatever the statistics say about the pending rows
+WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) AND w.id = d.endpoint_id AND e.id = d.event_id
 RETURNING d.id, d.organization_id, d.endpoint_id, d.event_id, d.event_type, d.attempt_count, d.leased_until,
           w.url, w.secret,
           CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,

@@ -14,6 +14,7 @@ Every non-2xx answer, garbage and silence is a failed attempt retried on the sch
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,8 +97,11 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
 
 
+@functools.lru_cache(maxsize=4096)
 def address_refusal(address: str, *, allow_loopback: bool, allow_private: bool) -> str | None:
     """Why a webhook may not connect to ``address``, or None if it may.
+
+    Pure and cached: an IP-literal endpoint is checked before every request.
 
     ``allow_private`` lets a self-hosted hub reach RFC 1918 / ULA receivers on its own network;
     metadata, link-local and the other special blocks stay refused whatever the settings.
