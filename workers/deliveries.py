@@ -28,7 +28,6 @@ a hanging endpoint occupies only its own gate and the rows queued behind it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -83,7 +82,7 @@ START_MARGIN = 5.0
 #: How many rows per endpoint a process claims ahead, as a multiple of the endpoint's cap.
 PREFETCH_FACTOR = 16
 #: A process holds at most this many batches of claimed rows (queued, sending, or being recorded), so
-#: the next claim can start while the last batch's attempts are still being written.
+#: the next claim can start before the last batch's attempts are all written.
 HOLD_BATCHES = 2
 #: A running job claims again at least this often (more often while its queue runs low).
 CLAIM_EVERY = 0.025
@@ -212,18 +211,16 @@ class _Send:
 class _Pipeline:
     """The process's claim → send → record loop, run by one job at a time; later jobs hand it their ids.
 
-    Sends run as tasks, each waiting for a slot at its endpoint's gate. A recorder task writes
-    attempts in groups as they finish (whatever finished while the previous group was being written:
-    group commit), so a burst costs few transactions; the claim loop runs beside it, so neither
-    waits for the other's round trips and the gates never run dry while a group is being written.
-    One pipeline per process means one claimer and one recorder, not one per wake-up job competing
-    for the claim lock.
+    Sends run as tasks, each waiting for a slot at its endpoint's gate; attempts are recorded in
+    groups as they finish (whatever finished while the previous group was being written: group
+    commit), so a burst costs few transactions, and the loop keeps claiming meanwhile. One loop per
+    process means one claimer and one recorder, not one per wake-up job competing for the claim lock.
     """
 
     def __init__(self, hub: WorkerContext, sender: Sender, first_delay: float) -> None:
         self.hub, self.sender, self.first_delay = hub, sender, first_delay
-        self.finished: asyncio.Queue[tuple[_Send, Attempt | None]] = asyncio.Queue()  # sends to record
-        self.poke = asyncio.Event()  # ids are wanted, or a group was recorded: the claim loop looks again
+        # finished sends, or None: "wanted ids arrived, claim now"
+        self.finished: asyncio.Queue[tuple[_Send, Attempt | None] | None] = asyncio.Queue()
         self.wanted: list[str] = []
         self.accepting = True
         self.queued: dict[str, _Send] = {}  # claimed by this job and not yet settled, by delivery id
@@ -242,7 +239,7 @@ class _Pipeline:
     def want(self, ids: Sequence[str]) -> None:
         """Claim these (a later job's wake-up) next."""
         self.wanted.extend(ids)
-        self.poke.set()
+        self.finished.put_nowait(None)
 
     async def _claim(self) -> int:
         settings = self.hub.settings
@@ -313,14 +310,18 @@ class _Pipeline:
         except Exception:  # the leases then just expire: a delay, never a loss
             log.warning("delivery_release_failed", count=len(sends), exc_info=True)
 
-    async def _recorder(self) -> None:
-        """Record finished sends, a group at a time, until cancelled (when nothing is left queued)."""
-        while True:
-            group = [await self.finished.get()]
-            while not self.finished.empty():
-                group.append(self.finished.get_nowait())
-            await self._record_group(group)
-            self.poke.set()
+    async def _next_group(self, within: float | None) -> list[tuple[_Send, Attempt | None] | None]:
+        if self.finished.empty():
+            try:
+                first = await asyncio.wait_for(self.finished.get(), within)
+            except TimeoutError:
+                return []
+            group = [first]
+        else:
+            group = []
+        while not self.finished.empty():
+            group.append(self.finished.get_nowait())
+        return group
 
     async def _record_group(self, group: list[tuple[_Send, Attempt | None]]) -> None:
         live = [(send, attempt) for send, attempt in group if not send.settled]
@@ -363,14 +364,13 @@ class _Pipeline:
         self.wanted.extend(wanted)
         last = 0
         next_claim, every = time.monotonic(), CLAIM_EVERY
-        recorder = asyncio.create_task(self._recorder())
         try:
             while True:
-                self.poke.clear()  # before looking: a poke during the awaits below is not lost
                 claiming = self.accepting = self._claiming(deadline)
                 room = len(self.queued) < holding(settings)
-                # refill before the gates run dry while claims come back full; a claim that was not
-                # full found all that was due (fresh rows come with a wake-up), so no empty claim follows
+                # refill before the gates run dry while claims come back full (counting only rows not
+                # yet sent: sent ones waiting to be recorded are no runway); a claim that was not full
+                # found all that was due (fresh rows come with a wake-up), so no empty claim follows
                 running_low = self.more and self._unsent() <= low_water
                 if claiming and room and (time.monotonic() >= next_claim or running_low or self.wanted):
                     last = await self._claim()
@@ -383,12 +383,11 @@ class _Pipeline:
                     self.accepting = False  # no await between this and the exit: no wake-up is lost
                     break
                 timeout = max(0.0, next_claim - time.monotonic()) if claiming else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.poke.wait(), timeout)
+                group = await self._next_group(timeout)
+                await self._record_group([entry for entry in group if entry is not None])
                 await self._check_stale()
         finally:
             self.accepting = False
-            recorder.cancel()  # idle unless this job itself is cancelled (then the leases just expire)
             for send in self.queued.values():
                 if send.task is not None:
                     send.task.cancel()  # only reached with rows left if this job itself is cancelled

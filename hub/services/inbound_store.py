@@ -2,8 +2,10 @@
 
 A platform's webhook is acknowledged (202) only once its raw request is committed in Postgres.
 One commit per request would cap ingestion at the database's fsync rate; instead, requests that
-arrive while a commit is in flight wait for the next one, and each commit stores all of them in a
-single multi-row ``INSERT … ON CONFLICT DO NOTHING``. Every caller still learns the outcome of
+arrive while commits are in flight wait for the next one, and each commit stores all of them in a
+single multi-row ``INSERT … ON CONFLICT DO NOTHING``. Up to :data:`IN_FLIGHT` commits run at once,
+so the process parses the next requests and Postgres writes the next group while one group's
+commit waits for its WAL flush. Every caller still learns the outcome of
 *its* row only after that row's commit, so a 202 keeps meaning "committed". Nothing that matters
 lives only in memory: an item is either committed (and answered) or its request fails.
 
@@ -27,6 +29,10 @@ from hub.db import Conn
 from hub.ids import new_id
 
 MAX_GROUP = 500
+#: Commits a process has in flight at once (each on its own connection) ...
+IN_FLIGHT = 2
+#: ... a further one starting only once this many requests wait (tiny groups would cost a commit each).
+MIN_EXTRA_GROUP = 4
 REDACTED_HEADERS = frozenset({"cookie", "proxy-authorization", "authorization"})
 
 log = structlog.get_logger("hub.inbound")
@@ -103,7 +109,7 @@ async def insert_many(conn: Conn, items: list[InboundItem]) -> list[Stored]:
 
 
 class GroupCommitter:
-    """Batches concurrent :meth:`store` calls into shared commits (one in flight at a time per process)."""
+    """Batches concurrent :meth:`store` calls into shared commits (up to ``in_flight`` at a time per process)."""
 
     def __init__(
         self,
@@ -111,6 +117,7 @@ class GroupCommitter:
         *,
         on_committed: Callable[[list[str]], Awaitable[None]] | None = None,
         max_group: int = MAX_GROUP,
+        in_flight: int = IN_FLIGHT,
     ) -> None:
         self._pool = pool
         self._on_committed = on_committed
@@ -119,6 +126,8 @@ class GroupCommitter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._waking: set[asyncio.Task[None]] = set()
+        self._in_flight = in_flight
+        self._flushing: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Start the flushing task (inside a running loop)."""
@@ -128,12 +137,14 @@ class GroupCommitter:
         """Flush what is pending, then stop."""
         if self._task is None:
             return
-        while self._pending:
-            await self._flush()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._flushing:
+            await asyncio.wait(self._flushing)
+        while self._pending:
+            await self._flush(self._take())
 
     async def store(self, item: InboundItem) -> Stored:
         """Store ``item`` durably; returns once its commit is done (raises if it failed)."""
@@ -146,11 +157,25 @@ class GroupCommitter:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending:
-                await self._flush()
+            while self._pending and self._may_flush():
+                task = asyncio.create_task(self._flush(self._take()))
+                self._flushing.add(task)
+                task.add_done_callback(self._flushed)
 
-    async def _flush(self) -> None:
+    def _may_flush(self) -> bool:
+        if not self._flushing:
+            return True
+        return len(self._flushing) < self._in_flight and len(self._pending) >= MIN_EXTRA_GROUP
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        self._wakeup.set()  # a commit slot is free: what waits goes next
+
+    def _take(self) -> list[tuple[InboundItem, asyncio.Future[Stored]]]:
         group, self._pending = self._pending[: self._max_group], self._pending[self._max_group :]
+        return group
+
+    async def _flush(self, group: list[tuple[InboundItem, asyncio.Future[Stored]]]) -> None:
         try:
             # No explicit transaction: the insert is one statement, so it commits on its own (atomic and
             # durable when it returns) and BEGIN/COMMIT would be two more round trips per group.
