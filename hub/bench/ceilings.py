@@ -153,6 +153,7 @@ async def signed_client_ceiling(ceilings: Ceilings, load: Load, *, receiver_url:
             "seconds": load.seconds,
             "concurrency": load.delivery_concurrency,
             "warmup": 200,
+            "client": "aiohttp",  # the ceiling is aiohttp's client, as the hub's sender uses it
         }
     )
     ceilings.set("signed_client_rate", out["rate"])
