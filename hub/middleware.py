@@ -133,9 +133,14 @@ async def _read_body(request: web.Request) -> None:
     """
     if not request.body_exists:
         return
+    if request.content.is_eof():  # all of it arrived with the headers (most webhooks): nothing to wait for
+        await request.read()
+        return
     timeout = request.app[SETTINGS].http_body_timeout_seconds
     try:
-        await asyncio.wait_for(request.read(), timeout)
+        # asyncio.timeout, not wait_for: no task per request (wait_for's was ~7 % of the API's CPU at full load)
+        async with asyncio.timeout(timeout):
+            await request.read()
     except TimeoutError as exc:
         raise RequestTimeout(details={"body": f"not received within {timeout:g} s"}) from exc
 

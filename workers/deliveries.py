@@ -313,7 +313,8 @@ class _Pipeline:
     async def _next_group(self, within: float | None) -> list[tuple[_Send, Attempt | None] | None]:
         if self.finished.empty():
             try:
-                first = await asyncio.wait_for(self.finished.get(), within)
+                async with asyncio.timeout(within):
+                    first = await self.finished.get()
             except TimeoutError:
                 return []
             group = [first]

@@ -125,7 +125,8 @@ class GroupCommitter:
         self._pending: list[tuple[InboundItem, asyncio.Future[Stored]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._waking: set[asyncio.Task[None]] = set()
+        self._waker: asyncio.Task[None] | None = None
+        self._to_wake: list[str] = []
         self._in_flight = in_flight
         self._flushing: set[asyncio.Task[None]] = set()
 
@@ -191,17 +192,27 @@ class GroupCommitter:
                 future.set_result(stored)
         fresh = [stored.id for stored in results if not stored.duplicate]
         if fresh and self._on_committed is not None:
-            # off the flush path: the next group's commit must not wait for Redis
-            task = asyncio.create_task(self._wake(fresh))
-            self._waking.add(task)
-            task.add_done_callback(self._waking.discard)
+            self._to_wake.extend(fresh)
+            if self._waker is None:  # off the flush path: the next group's commit must not wait for Redis
+                self._waker = asyncio.create_task(self._wake())
 
-    async def _wake(self, fresh: list[str]) -> None:
+    async def _wake(self) -> None:
+        """Call ``on_committed`` until every committed id was passed once.
+
+        One wake-up at a time: groups committed while one is in flight are passed together in the next
+        (under load, one Redis command per several groups instead of one per group), and a wake-up
+        always follows the last commit.
+        """
         assert self._on_committed is not None
         try:
-            await self._on_committed(fresh)
-        except Exception as exc:  # committed already: the sweeper will find these rows
-            log.warning("enqueue_after_commit_failed", count=len(fresh), error=repr(exc))
+            while self._to_wake:
+                fresh, self._to_wake = self._to_wake, []
+                try:
+                    await self._on_committed(fresh)
+                except Exception as exc:  # committed already: the sweeper will find these rows
+                    log.warning("enqueue_after_commit_failed", count=len(fresh), error=repr(exc))
+        finally:
+            self._waker = None  # no await since the loop's last test: an id added now starts a new one
 
 
 def summarize_headers(headers: Any, *, keep: int = 40) -> dict[str, str]:
