@@ -183,7 +183,7 @@ async def _up(settings: Settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
-    worker = create_worker(settings, handle_signals=False)
+    worker = create_worker(settings, handle_signals=False, settle_heap=True)
     worker_task = asyncio.create_task(worker.main())
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     console.print(f"Orderhub is up at [bold]{base}[/bold]  (docs: {base}/docs)")
@@ -225,11 +225,13 @@ def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> Non
 async def _serve(settings: Settings) -> None:
     from aiohttp import web
 
+    from hub import heap
     from hub.app import create_app
 
     runner = _runner(create_app(settings), settings)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
+    heap.settle()
     err.print(f"API listening on http://{settings.host}:{settings.port}")
     await _wait_for_signal()
     await _drain(runner)
@@ -293,7 +295,7 @@ async def _worker(settings: Settings) -> None:
 
     # arq binds a Worker to the event loop current when it is built and starts jobs on that loop,
     # so it must be built inside the running loop, or every job waits forever on a loop never run.
-    w = create_worker(settings, handle_signals=False)
+    w = create_worker(settings, handle_signals=False, settle_heap=True)
     task = asyncio.create_task(w.main(), name="worker")
     await _wait_for_signal(task)
     await stop_gracefully(w, task)

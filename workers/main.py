@@ -30,7 +30,7 @@ from arq.connections import create_pool
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from hub import db, queue
+from hub import db, heap, queue
 from hub.settings import Settings
 from workers import chat_sync, deliveries, ingest, sweeper
 from workers.context import CTX_KEY, WorkerContext
@@ -131,7 +131,7 @@ class WakeWorker(Worker):
                 await asyncio.sleep(0.5)
 
 
-def _startup(settings: Settings) -> Any:
+def _startup(settings: Settings, *, settle_heap: bool = False) -> Any:
     async def startup(ctx: dict[str, Any]) -> None:
         assert settings.database_url is not None
         engine = db.create_engine(settings.database_url, pool_size=5)
@@ -144,6 +144,8 @@ def _startup(settings: Settings) -> Any:
             http=aiohttp.ClientSession(auto_decompress=True),
         )
         deliveries.open_sender(ctx, settings)
+        if settle_heap:  # a process of its own (hub worker / hub up), not a test's worker
+            heap.settle()
 
     return startup
 
@@ -158,8 +160,14 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
     await deps.engine.dispose()
 
 
-def create_worker(settings: Settings, *, burst: bool = False, **overrides: Any) -> WakeWorker:
-    """A worker for ``settings`` (the same factory in production and tests)."""
+def create_worker(
+    settings: Settings, *, burst: bool = False, settle_heap: bool = False, **overrides: Any
+) -> WakeWorker:
+    """A worker for ``settings`` (the same factory in production and tests).
+
+    ``settle_heap``: freeze the start-up heap once ready (:mod:`hub.heap`); for a worker that is its
+    process's only occupant, never in a test process.
+    """
     assert settings.redis_url is not None
     seconds = set(range(0, 60, max(1, min(59, settings.sweep_interval_seconds))))
     options: dict[str, Any] = {
@@ -170,7 +178,7 @@ def create_worker(settings: Settings, *, burst: bool = False, **overrides: Any) 
         ],
         "redis_settings": queue.redis_settings(settings.redis_url),
         "queue_name": queue.QUEUE_NAME,
-        "on_startup": _startup(settings),
+        "on_startup": _startup(settings, settle_heap=settle_heap),
         "on_shutdown": _shutdown,
         "burst": burst,
         "poll_delay": 0.5,
