@@ -25,31 +25,26 @@ import json
 import os
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 import psutil
+
+# beside this script: Python puts a script's own folder first on sys.path
+from scale_out_fleet import LOOPBACK, Fleet, ScaleOutError, free_port, say, stores
 
 from hub.signing import headers as signed_headers
 from hub.signing import new_secret
 
 MAX_EVENTS = 20_000
-LOOPBACK = "127.0.0.1"
-
-
-class ScaleOutError(RuntimeError):
-    """The run could not complete; the message says where and what to look at."""
 
 
 @dataclass
@@ -77,132 +72,6 @@ class Round:
     def exactly_once(self) -> bool:
         """Every event of the burst is one order, none missing, none doubled."""
         return self.processed == self.events and not self.duplicates and not self.missing and not self.rejected
-
-
-# ---- processes -----------------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM the child if this script dies without cleaning up (e.g. SIGKILL)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class Fleet:
-    """Hub processes started by this script; :meth:`stop_all` ends every one of them."""
-
-    def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
-        self.run_dir = run_dir
-        self.env = env
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._logs: dict[str, IO[bytes]] = {}
-
-    def hub(self, *args: str, timeout: float = 120) -> str:
-        """Run one ``hub`` command to completion; its stdout, or :class:`ScaleOutError`."""
-        result = subprocess.run(
-            [sys.executable, "-m", "hub", *args],
-            env=self.env,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise ScaleOutError(f"hub {' '.join(args)} failed: {result.stderr.decode(errors='replace')[-1500:]}")
-        return result.stdout.decode()
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Start ``hub *args`` in the background, its output in ``<run_dir>/<name>.log``."""
-        log = (self.run_dir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hub", *args],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C reaches this script, which then stops children in order
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
-        )
-        self.procs[name] = proc
-        self._logs[name] = log
-        return proc
-
-    def check_alive(self, names: Sequence[str]) -> None:
-        """:class:`ScaleOutError` with the log's tail if one of ``names`` has exited."""
-        for name in names:
-            code = self.procs[name].poll()
-            if code is not None:
-                raise ScaleOutError(f"{name} exited with {code}:\n{self.tail(name)}")
-
-    def tail(self, name: str, size: int = 1500) -> str:
-        """The end of a process's log."""
-        path = self.run_dir / f"{name}.log"
-        return path.read_bytes()[-size:].decode(errors="replace") if path.exists() else ""
-
-    def stop(self, names: Sequence[str], *, grace: float = 35) -> None:
-        """SIGTERM ``names`` together, wait up to ``grace`` seconds, then SIGKILL what is left."""
-        for name in names:
-            with contextlib.suppress(ProcessLookupError):
-                self.procs[name].send_signal(signal.SIGTERM)
-                self.procs[name].send_signal(signal.SIGCONT)  # a paused process acts on SIGTERM only once resumed
-        deadline = time.monotonic() + grace
-        for name in names:
-            proc = self.procs.pop(name)
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-            self._logs.pop(name).close()
-
-    def pause(self, names: Sequence[str], *, resume: bool = False) -> None:
-        """SIGSTOP (or with ``resume``, SIGCONT) ``names``: started and warm, but not running."""
-        for name in names:
-            self.procs[name].send_signal(signal.SIGCONT if resume else signal.SIGSTOP)
-
-    def stop_all(self) -> None:
-        """Workers first (they drain from the APIs' queue), then the APIs."""
-        names = sorted(self.procs, key=lambda n: (not n.startswith("worker"), n))
-        self.stop(names)
-
-    def cpu_seconds(self, prefix: str) -> float:
-        """CPU time (user + system) used so far by the processes whose name starts with ``prefix``."""
-        total = 0.0
-        for name, proc in self.procs.items():
-            if name.startswith(prefix):
-                with contextlib.suppress(psutil.Error):
-                    times = psutil.Process(proc.pid).cpu_times()
-                    total += times.user + times.system
-        return total
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def _stores(run_dir: Path) -> Iterator[tuple[str, str]]:
-    """``HUB_DATABASE_URL`` and ``HUB_REDIS_URL`` from the environment, else embedded servers."""
-    database_url = os.environ.get("HUB_DATABASE_URL")
-    redis_url = os.environ.get("HUB_REDIS_URL")
-    if database_url and redis_url:
-        yield database_url, redis_url
-        return
-    from hub.embedded import EmbeddedServers
-
-    servers = EmbeddedServers(run_dir / "embedded")
-    _say("starting embedded Postgres and Redis (set HUB_DATABASE_URL and HUB_REDIS_URL to use yours)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pgserver's platformdirs warns about XDG_RUNTIME_DIR
-            urls = servers.start()
-        yield urls.database_url, urls.redis_url
-    finally:
-        servers.stop()
 
 
 # ---- HTTP ----------------------------------------------------------------------------------------
@@ -452,11 +321,6 @@ async def verify(burst: Burst, result: Round) -> None:
 # ---- the run -------------------------------------------------------------------------------------
 
 
-def _say(text: str) -> None:
-    sys.stderr.write(f"[scale-out] {text}\n")
-    sys.stderr.flush()
-
-
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds through every `finally`, which stops what was started
 
@@ -469,8 +333,8 @@ def run(args: argparse.Namespace) -> list[Round]:
         run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hub-scale-out-")))
         if args.keep_logs:
             run_dir = Path(tempfile.mkdtemp(prefix="hub-scale-out-logs-"))
-            _say(f"logs in {run_dir}")
-        database_url, redis_url = stack.enter_context(_stores(run_dir))
+            say(f"logs in {run_dir}")
+        database_url, redis_url = stack.enter_context(stores(run_dir))
         env = {
             **os.environ,
             "HUB_DATABASE_URL": database_url,
@@ -483,15 +347,15 @@ def run(args: argparse.Namespace) -> list[Round]:
         fleet = Fleet(run_dir, env)
         stack.callback(fleet.stop_all)
 
-        _say("migrating")
+        say("migrating")
         fleet.hub("migrate")
         key = fleet.hub("keys", "create", "--org", f"scale-out-{run_id}").strip().splitlines()[-1]
 
-        ports = {f"api-{n + 1}": _free_port() for n in range(args.apis)}
+        ports = {f"api-{n + 1}": free_port() for n in range(args.apis)}
         for name, port in ports.items():
             fleet.start(name, "serve", "--host", LOOPBACK, "--port", str(port))
         asyncio.run(wait_ready(fleet, ports))
-        _say(f"{len(ports)} APIs ready on ports {', '.join(map(str, ports.values()))}")
+        say(f"{len(ports)} APIs ready on ports {', '.join(map(str, ports.values()))}")
 
         for count in args.workers:
             rounds.append(_round(fleet, args, count, ports=list(ports.values()), key=key, run_id=run_id))
@@ -520,14 +384,14 @@ def _round(fleet: Fleet, args: argparse.Namespace, count: int, *, ports: list[in
     if args.backlog:
         # Warm workers, frozen while the burst is stored, then let go: the round times the drain alone.
         fleet.pause(names)
-        _say(f"{count} worker(s), paused: pushing {args.events} webhooks")
+        say(f"{count} worker(s), paused: pushing {args.events} webhooks")
         asyncio.run(push(burst, result, concurrency=args.concurrency))
         cpu_api, cpu_workers = fleet.cpu_seconds("api"), fleet.cpu_seconds("worker")
         busy = _machine_busy_s()
         started = time.perf_counter()
         fleet.pause(names, resume=True)
     else:
-        _say(f"{count} worker(s): pushing {args.events} webhooks")
+        say(f"{count} worker(s): pushing {args.events} webhooks")
         cpu_api, cpu_workers = fleet.cpu_seconds("api"), fleet.cpu_seconds("worker")
         busy = _machine_busy_s()
         started = time.perf_counter()
@@ -542,7 +406,7 @@ def _round(fleet: Fleet, args: argparse.Namespace, count: int, *, ports: list[in
     result.end_to_end_per_s = result.processed / max(result.seconds, 1e-9)
     fleet.check_alive([name for name in fleet.procs if name.startswith("api")] + names)
     fleet.stop(names)
-    _say(f"{count} worker(s): {result.processed}/{result.events} orders in {result.seconds:.1f} s")
+    say(f"{count} worker(s): {result.processed}/{result.events} orders in {result.seconds:.1f} s")
     return result
 
 
@@ -602,10 +466,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rounds = run(args)
     except KeyboardInterrupt:
-        _say("interrupted; everything started was stopped")
+        say("interrupted; everything started was stopped")
         return 130
     except ScaleOutError as exc:
-        _say(f"failed: {exc}")
+        say(f"failed: {exc}")
         return 1
     if args.json:
         for r in rounds:

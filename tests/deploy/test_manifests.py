@@ -326,6 +326,8 @@ def test_prometheus_config_passes_promtool() -> None:
 
 
 def _scale_out() -> Any:
+    if str(DEPLOY) not in sys.path:  # as when run as a script: its helper module sits beside it
+        sys.path.insert(0, str(DEPLOY))
     spec = importlib.util.spec_from_file_location("scale_out", DEPLOY / "scale_out.py")
     assert spec is not None
     assert spec.loader is not None
