@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
@@ -13,6 +13,8 @@ import asyncpg
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hub.db import Conn
+from hub.services.delivery_claims import Leased
 from hub.settings import Settings
 
 CTX_KEY = "hub"
@@ -56,6 +58,10 @@ class WorkerContext:
     # hands freshly committed delivery ids to this process's own delivery pipeline (set by a running
     # worker; None: they go through Redis, hub.queue.DELIVERY_WAKE)
     local_delivery_wake: Callable[[list[str]], None] | None = None
+    # in an ingest transaction, leases its fresh delivery ids for this process (given the monotonic
+    # time taken before it began); after the commit, hands them to the pipeline (set with the above)
+    lease_deliveries: Callable[[Conn, list[str], float], Awaitable[Leased | None]] | None = None
+    take_deliveries: Callable[[Leased], None] | None = None
     # work started outside arq's jobs (a woken delivery pipeline): a graceful stop waits for it too
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 

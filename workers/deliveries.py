@@ -39,13 +39,16 @@ import asyncpg
 import structlog
 
 from hub import queue, signing
+from hub.db import Conn
 from hub.sender import Sender
 from hub.services.delivery_claims import (
     Claimed,
+    Leased,
     claim,
     fail_orphaned,
     find_due,
     first_attempt_wait,
+    lease_fresh,
     release,
     stale_endpoints,
 )
@@ -61,12 +64,14 @@ __all__ = [
     "claim_was_full",
     "close_sender",
     "deliver_webhooks",
+    "lease_here",
     "lease_seconds",
     "open_sender",
     "prefetch",
     "run_deliveries",
     "wake",
     "sweep_deliveries",
+    "take_leased",
 ]
 
 log = structlog.get_logger("hub.deliveries")
@@ -155,18 +160,71 @@ def wake(ctx: dict[str, Any], delivery_ids: Sequence[str]) -> None:
     if isinstance(current, _Pipeline) and current.accepting and not hub.settings.webhook_retry_schedule[0]:
         current.want(delivery_ids)
         return
-    task = asyncio.create_task(run_deliveries(hub, sender, delivery_ids))
+    _spawn(hub, run_deliveries(hub, sender, delivery_ids))
+
+
+async def lease_here(ctx: dict[str, Any], conn: Conn, delivery_ids: list[str], started: float) -> Leased | None:
+    """In the transaction that wrote ``delivery_ids`` (an ingest batch): lease them for this process.
+
+    What a running worker's ingest calls before it commits; :func:`take_leased` hands the result
+    to the pipeline after the commit. Nothing is leased while the process is stopping, has no open
+    sender, holds all it may, or when first attempts are delayed (the schedule's first value).
+    """
+    hub = deps(ctx)
+    settings = hub.settings
+    sender: Sender | None = ctx.get(_SENDER_KEY)
+    if sender is None or sender.closed or hub.stopping.is_set() or settings.webhook_retry_schedule[0]:
+        return None
+    held = {e: g.held for e, g in hub.delivery_gates.items() if g.held}
+    items = await lease_fresh(
+        conn,
+        owner=hub.worker_id,
+        ids=delivery_ids,
+        limit=min(len(delivery_ids), holding(settings) - sum(held.values())),
+        per_endpoint=prefetch(settings),
+        held=held,
+        lease_seconds=lease_seconds(settings),
+    )
+    return Leased(items, started) if items else None
+
+
+def take_leased(ctx: dict[str, Any], leased: Leased) -> None:
+    """After the commit: send what :func:`lease_here` leased, in the running pipeline or a new one."""
+    hub = deps(ctx)
+    sender: Sender | None = ctx.get(_SENDER_KEY)
+    if sender is None or sender.closed or hub.stopping.is_set():
+        _spawn(hub, release(hub.pool, leased.items))  # due again at once, for another worker
+        return
+    current = hub.delivery_pipeline
+    if isinstance(current, _Pipeline) and current.accepting:
+        current.queue(leased.items, leased.started)
+        return
+    _spawn(hub, run_deliveries(hub, sender, [], leased=leased))
+
+
+def _spawn(hub: WorkerContext, work: Any) -> None:
+    task = asyncio.create_task(work)
     hub.background.add(task)
     task.add_done_callback(hub.background.discard)
 
 
 async def run_deliveries(
-    hub: WorkerContext, sender: Sender, delivery_ids: Sequence[str], *, max_seconds: float = MAX_JOB_SECONDS
+    hub: WorkerContext,
+    sender: Sender,
+    delivery_ids: Sequence[str],
+    *,
+    max_seconds: float = MAX_JOB_SECONDS,
+    leased: Leased | None = None,
 ) -> int:
-    """The body of :func:`deliver_webhooks`, with the sender injected (tests pass their own)."""
+    """The body of :func:`deliver_webhooks`, with the sender injected (tests pass their own).
+
+    ``leased``: rows already leased for this process (:func:`take_leased`), sent before any claim.
+    """
     settings = hub.settings
     if sender.closed:
         # Shutdown has begun: claim nothing we could not send; the rows stay due for the sweeper.
+        if leased is not None:
+            await release(hub.pool, leased.items)
         return 0
     first_delay = float(settings.webhook_retry_schedule[0])
     wait = await first_attempt_wait(hub.pool, delivery_ids, first_delay=first_delay)
@@ -175,11 +233,15 @@ async def run_deliveries(
         await _enqueue(hub, list(delivery_ids), job_id=f"first:{delivery_ids[0]}", defer=wait)
     current = hub.delivery_pipeline
     if isinstance(current, _Pipeline) and current.accepting:
+        if leased is not None:
+            current.queue(leased.items, leased.started)
         current.want(delivery_ids)  # one pipeline per process: it claims these next
         return 0
     pipeline = hub.delivery_pipeline = _Pipeline(hub, sender, first_delay)
+    if leased is not None:
+        pipeline.queue(leased.items, leased.started)
     try:
-        return await pipeline.run(list(delivery_ids), max_seconds=max_seconds)
+        return await pipeline.run(list(delivery_ids), max_seconds=max_seconds, claim_first=leased is None)
     finally:
         if hub.delivery_pipeline is pipeline:
             hub.delivery_pipeline = None
@@ -259,13 +321,19 @@ class _Pipeline:
             first_delay=self.first_delay,
         )
         self.more = claim_was_full(batch, limit=limit, per_endpoint=per_endpoint, held=held)
-        start_by = started + self.lease - settings.webhook_timeout_seconds - START_MARGIN
+        self.queue(batch, started)
+        return len(batch)
+
+    def queue(self, batch: Sequence[Claimed], started: float) -> None:
+        """Queue rows leased for this process (by a claim begun at monotonic ``started``) at their gates."""
+        start_by = started + self.lease - self.hub.settings.webhook_timeout_seconds - START_MARGIN
         for item in batch:
+            if item.id in self.queued:
+                continue
             send = _Send(item, self._gate(item.endpoint_id))
             send.gate.held += 1
             send.task = asyncio.create_task(self._send(send, start_by))
             self.queued[item.id] = send
-        return len(batch)
 
     async def _send(self, send: _Send, start_by: float) -> None:
         async with send.gate.slots:
@@ -358,13 +426,15 @@ class _Pipeline:
     def _claiming(self, deadline: float) -> bool:
         return time.monotonic() < deadline and not self.sender.closed and not self.hub.stopping.is_set()
 
-    async def run(self, wanted: list[str], *, max_seconds: float) -> int:
+    async def run(self, wanted: list[str], *, max_seconds: float, claim_first: bool = True) -> int:
+        """Claim, send and record until nothing is queued or due; ``claim_first=False``: rows were
+        queued already (leased where they were written), so the first claim waits its turn."""
         settings = self.hub.settings
         deadline = time.monotonic() + max_seconds
         low_water = prefetch(settings) // 2
         self.wanted.extend(wanted)
         last = 0
-        next_claim, every = time.monotonic(), CLAIM_EVERY
+        next_claim, every = time.monotonic() + (0 if claim_first else CLAIM_EVERY), CLAIM_EVERY
         try:
             while True:
                 claiming = self.accepting = self._claiming(deadline)

@@ -26,6 +26,7 @@ from connectors.base import ConnectorError, NormalizedOrder, RawRequest
 from hub import queue
 from hub.db import Conn
 from hub.metrics import BAD_PAYLOAD, record_reject
+from hub.services.delivery_claims import Leased
 from hub.services.ingest_upsert import delete_orders, is_deletion, upsert_orders
 from hub.services.outbox import wake_deliveries
 from workers.context import WorkerContext, deps
@@ -115,6 +116,7 @@ class _Batch:
 
     delivery_ids: list[str] = field(default_factory=list)
     bad_payload_sources: list[str] = field(default_factory=list)
+    leased: Leased | None = None  # the deliveries it leased for this process's own pipeline
 
 
 async def _process(conn: Conn, rows: list[asyncpg.Record]) -> _Batch:
@@ -214,11 +216,14 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
     done = 0
     while True:
         claimed: list[str] = []
+        started = time.monotonic()  # before the transaction: the leases it writes start later, never earlier
         try:
             async with hub.pool.acquire() as conn, conn.transaction():
                 rows = await _claim(conn, ids, limit)
                 claimed = [r["id"] for r in rows]
                 batch = await _process(conn, rows) if rows else _Batch()
+                if batch.delivery_ids and hub.lease_deliveries is not None:
+                    batch.leased = await hub.lease_deliveries(conn, batch.delivery_ids, started)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
             raise  # database away: arq retries the job; the sweeper is the backstop
         except Exception:
@@ -238,14 +243,20 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
 async def _after_commit(hub: WorkerContext, batch: _Batch) -> None:
     """Wake the sender and count unreadable payloads per source; both best effort (already committed).
 
-    A running worker sends what it wrote itself (no Redis round trip on the way to the subscriber);
-    other workers still find those rows if this one dies (leases expire, the sweeper looks).
+    A running worker sends what it wrote itself (no Redis round trip on the way to the subscriber):
+    the rows the batch leased go straight to its pipeline, any others through a claim. Other workers
+    still find those rows if this one dies (leases expire, the sweeper looks).
     """
     try:
-        if hub.local_delivery_wake is not None and batch.delivery_ids:
-            hub.local_delivery_wake(batch.delivery_ids)
+        fresh = batch.delivery_ids
+        if batch.leased is not None and hub.take_deliveries is not None:
+            hub.take_deliveries(batch.leased)
+            leased = {item.id for item in batch.leased.items}
+            fresh = [i for i in fresh if i not in leased]
+        if hub.local_delivery_wake is not None and fresh:
+            hub.local_delivery_wake(fresh)
         else:
-            await wake_deliveries(hub.redis, batch.delivery_ids)
+            await wake_deliveries(hub.redis, fresh)
         for source in batch.bad_payload_sources:
             await record_reject(hub.redis, source, BAD_PAYLOAD)
     except Exception as exc:  # the sweeper finds the deliveries; a lost count is only a metric

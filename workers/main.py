@@ -10,7 +10,8 @@ pushes one wake-up to ``hub.queue.INGEST_WAKE``, and every worker runs a drain l
 that claims all due inbound events in batches (``ingest_events`` with no ids). A wake-up carries no
 data; Postgres says what is due. Fresh deliveries likewise: the outbox pushes their ids to
 ``hub.queue.DELIVERY_WAKE`` and a loop hands them to the process's delivery pipeline; the ones a
-worker's own ingest batch wrote go straight to its own pipeline, without Redis. The arq jobs
+worker's own ingest batch wrote go straight to its own pipeline, without Redis, and leased in that
+batch's own transaction, without a claim (``deliveries.lease_here``). The arq jobs
 stay registered too, for the sweeper, retries and the retry buttons, so a lost wake-up only delays
 work until the next sweep.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 import aiohttp
@@ -56,7 +58,10 @@ class WakeWorker(Worker):
         if self.on_startup:
             await self.on_startup(self.ctx)
         if not self.burst:
-            self.ctx[CTX_KEY].local_delivery_wake = lambda ids: deliveries.wake(self.ctx, ids)
+            hub: WorkerContext = self.ctx[CTX_KEY]
+            hub.local_delivery_wake = functools.partial(deliveries.wake, self.ctx)
+            hub.lease_deliveries = functools.partial(deliveries.lease_here, self.ctx)
+            hub.take_deliveries = functools.partial(deliveries.take_leased, self.ctx)
             self._loops = [
                 asyncio.create_task(self._drain_on_wake(queue.INGEST_WAKE, ingest.ingest_events)),
                 asyncio.create_task(self._deliveries_on_wake()),

@@ -17,6 +17,12 @@ advisory lock (a claim is one statement, a few milliseconds, and yields up to a 
 ``FOR UPDATE SKIP LOCKED`` still steps around rows an API retry or a recording transaction holds
 at that moment.
 
+Fresh rows need no claim of their own: the transaction that writes them (an ingest batch) may
+lease them for its own process with :func:`lease_fresh`, under the same rules and the same lock,
+taken without waiting (a busy lock just leaves the rows to a claim). The lease then commits with the
+rows, so a row is never visible unleased to another claimer and sending starts without three more
+round trips and a second commit.
+
 Fairness: candidates are taken per endpoint (the oldest due rows of each endpoint the process may
 claim, up to what it may still hold), so a backlog stuck behind one slow endpoint never crowds the
 others out of a batch.
@@ -31,15 +37,17 @@ from typing import Any
 
 import asyncpg
 
-from hub.db import locked_transaction
+from hub.db import Conn, locked_transaction
 
 __all__ = [
     "CLAIM_LOCK",
     "Claimed",
+    "Leased",
     "claim",
     "fail_orphaned",
     "find_due",
     "first_attempt_wait",
+    "lease_fresh",
     "release",
     "stale_endpoints",
 ]
@@ -96,6 +104,41 @@ RETURNING d.id, d.organization_id, d.endpoint_id, d.event_id, d.event_type, d.at
           w.url, w.secret,
           CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
           e.payload
+"""
+
+# In the writing transaction, after taking CLAIM_LOCK: ``now()`` is that transaction's start, so a lease
+# of another process that ended since still counts as live (it only makes this more careful) and the
+# lease written ends a little sooner than ``$6`` seconds from now (the caller's clock started earlier).
+_LEASE_FRESH = """
+WITH fresh AS (
+    SELECT d.id, d.endpoint_id, row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.id) AS n
+    FROM deliveries d
+    WHERE d.id = ANY($1::text[]) AND d.status = 'pending' AND d.leased_until IS NULL AND d.attempt_count = 0
+),
+open AS (
+    SELECT w.id AS endpoint_id, w.url, w.secret,
+           CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
+           $3::int - coalesce((SELECT h.n FROM unnest($4::text[], $5::int[]) AS h(endpoint_id, n)
+                               WHERE h.endpoint_id = w.id), 0) AS room
+    FROM webhook_endpoints w
+    WHERE w.id IN (SELECT endpoint_id FROM fresh) AND w.enabled AND w.deleted_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM deliveries l
+                      WHERE l.endpoint_id = w.id AND l.leased_until > now()
+                        AND l.lease_owner IS DISTINCT FROM $7::text)
+),
+picked AS (
+    SELECT fresh.id, open.url, open.secret, open.previous_secret
+    FROM fresh JOIN open USING (endpoint_id)
+    WHERE fresh.n <= open.room
+    ORDER BY fresh.id
+    LIMIT $2::int
+)
+UPDATE deliveries d
+SET leased_until = now() + make_interval(secs => $6::float8), lease_owner = $7::text, updated = now()
+FROM picked, order_events e
+WHERE d.id = picked.id AND e.id = d.event_id
+RETURNING d.id, d.organization_id, d.endpoint_id, d.event_id, d.event_type, d.attempt_count, d.leased_until,
+          picked.url, picked.secret, picked.previous_secret, e.payload
 """
 
 _RELEASE = """
@@ -156,6 +199,18 @@ class Claimed:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Leased:
+    """Rows a writing transaction leased for its own process: theirs to send once it has committed.
+
+    ``started`` is ``time.monotonic()`` taken before that transaction began, so a lease measured
+    from it never looks longer than the one written.
+    """
+
+    items: list[Claimed]
+    started: float
+
+
 async def claim(
     pool: asyncpg.Pool,
     *,
@@ -188,6 +243,35 @@ async def claim(
             [held[e] for e in endpoints],
             owner,
         )
+    return [Claimed.from_row(row) for row in rows]
+
+
+async def lease_fresh(
+    conn: Conn,
+    *,
+    owner: str,
+    ids: Sequence[str],
+    limit: int,
+    per_endpoint: int,
+    lease_seconds: float,
+    held: Mapping[str, int] | None = None,
+) -> list[Claimed]:
+    """In the transaction that wrote deliveries ``ids``: lease up to ``limit`` of them for ``owner``.
+
+    The rules of :func:`claim` (an endpoint another owner's live leases hold is skipped; at most
+    ``per_endpoint`` minus ``held`` per endpoint) under its lock, held until the caller's commit.
+    The lock is only tried: if another claim holds it, nothing is leased and the rows wait for a
+    claim as before. Retried rows are never leased here (``attempt_count = 0``).
+    """
+    if not ids or limit <= 0:
+        return []
+    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1::bigint)", CLAIM_LOCK):
+        return []
+    held = held or {}
+    endpoints = sorted(held)
+    rows = await conn.fetch(
+        _LEASE_FRESH, list(ids), limit, per_endpoint, endpoints, [held[e] for e in endpoints], lease_seconds, owner
+    )
     return [Claimed.from_row(row) for row in rows]
 
 
