@@ -70,12 +70,9 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _inbound(app: web.Application) -> AsyncIterator[None]:
-    redis = app[REDIS]
-
-    async def wake_ingest(event_ids: list[str]) -> None:
-        await queue.wake(redis, queue.INGEST_WAKE)
-
-    committer = GroupCommitter(app[PG_POOL], on_committed=wake_ingest)
+    # Each commit notifies the workers in the same statement: no Redis round trip on the way to a 202
+    # or to the worker, and no wake-up for a commit that failed (workers/main.py listens).
+    committer = GroupCommitter(app[PG_POOL], notify=True)
     committer.start()
     app[INBOUND] = committer
     yield

@@ -5,10 +5,12 @@ latency to every event. :class:`WakeWorker` keeps arq's job handling but, betwee
 a Redis list that every enqueue pushes to (``hub.queue.WAKE_KEY``), so an idle worker starts a new
 job within milliseconds without spinning.
 
-The hottest paths skip arq's per-job bookkeeping altogether: after each group commit the receiver
-pushes one wake-up to ``hub.queue.INGEST_WAKE``, and every worker runs a drain loop blocked on it
-that claims all due inbound events in batches (``ingest_events`` with no ids). A wake-up carries no
-data; Postgres says what is due. Fresh deliveries likewise: the outbox pushes their ids to
+The hottest paths skip arq's per-job bookkeeping altogether: each group commit of the receiver
+notifies a Postgres channel in its own insert (``hub.services.inbound_store.NOTIFY_CHANNEL``), and
+every worker listens on a connection of its own and runs a drain loop that claims all due inbound
+events in batches (``ingest_events`` with no ids); a push to ``hub.queue.INGEST_WAKE`` (what APIs
+before the notification sent) wakes the same loop. A wake-up carries no data; Postgres says what is
+due. Fresh deliveries likewise: the outbox pushes their ids to
 ``hub.queue.DELIVERY_WAKE`` and a loop hands them to the process's delivery pipeline; the ones a
 worker's own ingest batch wrote go straight to its own pipeline, without Redis, and leased in that
 batch's own transaction, without a claim (``deliveries.lease_here``). The arq jobs
@@ -26,6 +28,7 @@ import functools
 from typing import Any
 
 import aiohttp
+import asyncpg
 import structlog
 from arq import cron
 from arq.connections import create_pool
@@ -33,11 +36,15 @@ from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from hub import db, heap, queue
-from hub.settings import Settings
+from hub.services.inbound_store import NOTIFY_CHANNEL
+from hub.settings import Settings, asyncpg_dsn
 from workers import chat_sync, deliveries, ingest, sweeper
 from workers.context import CTX_KEY, WorkerContext
 
 log = structlog.get_logger("hub.worker")
+
+#: How often the notification listener checks that its connection still answers.
+LISTEN_CHECK_SECONDS = 30.0
 
 JOBS = [ingest.ingest_events, deliveries.deliver_webhooks, chat_sync.job]
 
@@ -62,8 +69,11 @@ class WakeWorker(Worker):
             hub.local_delivery_wake = functools.partial(deliveries.wake, self.ctx)
             hub.lease_deliveries = functools.partial(deliveries.lease_here, self.ctx)
             hub.take_deliveries = functools.partial(deliveries.take_leased, self.ctx)
+            self._ingest_due = asyncio.Event()
             self._loops = [
-                asyncio.create_task(self._drain_on_wake(queue.INGEST_WAKE, ingest.ingest_events)),
+                asyncio.create_task(self._drain_ingest()),
+                asyncio.create_task(self._ingest_on_notify(hub)),
+                asyncio.create_task(self._ingest_on_wake()),
                 asyncio.create_task(self._deliveries_on_wake()),
             ]
         while True:
@@ -96,19 +106,72 @@ class WakeWorker(Worker):
         await asyncio.gather(*getattr(self, "_loops", []), return_exceptions=True)
         await super().close()
 
-    async def _drain_on_wake(self, key: str, job: Any) -> None:
-        """Block on ``key``; on a wake-up, clear it and drain what is due (a wake, not a job)."""
+    async def _drain_ingest(self) -> None:
+        """Drain the due inbound events whenever a wake-up (Postgres or Redis) says some were committed.
+
+        One drain at a time (plus its helper while a backlog lasts); wake-ups during a drain make one
+        more drain after it, so nothing committed meanwhile waits for the sweeper.
+        """
+        while True:
+            await self._ingest_due.wait()
+            self._ingest_due.clear()
+            try:
+                await ingest.ingest_events(self.ctx, [])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # database away: the sweeper re-enqueues what is left once it is back
+                log.exception("drain_failed", key="ingest")
+                await asyncio.sleep(0.5)
+
+    async def _ingest_on_notify(self, hub: WorkerContext) -> None:
+        """Listen for committed inbound events on a connection of its own; reconnect when it is lost.
+
+        The API's group commit notifies in its insert (:data:`hub.services.inbound_store.NOTIFY_CHANNEL`),
+        so a wake-up costs the API no round trip and arrives only for what committed. Notifications
+        sent while not listening are lost, so every (re)connection starts with a drain.
+        """
+        assert hub.settings.database_url is not None
+        dsn = asyncpg_dsn(hub.settings.database_url)
+        while True:
+            try:
+                await self._listen(dsn)
+                log.warning("ingest_listener_lost")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Postgres away or restarting: Redis wake-ups and the sweeper still work
+                log.warning("ingest_listener_unavailable", error=repr(exc))
+            await asyncio.sleep(1.0)
+
+    async def _listen(self, dsn: str) -> None:
+        """Wake the ingest drain on each notification until the connection is lost."""
+        conn = await asyncpg.connect(dsn, timeout=10)
+        try:
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._ingest_due.set())
+            self._ingest_due.set()
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):  # a half-open connection never says it is lost
+                    async with asyncio.timeout(LISTEN_CHECK_SECONDS):
+                        await lost.wait()
+                if not lost.is_set():
+                    await conn.execute("SELECT 1", timeout=10)
+        finally:
+            conn.terminate()
+
+    async def _ingest_on_wake(self) -> None:
+        """Block on the Redis wake-up list too (what an API before the notification, or a test, pushes)."""
+        key = queue.INGEST_WAKE
         while True:
             try:
                 # BLPOP and DELETE in one round trip: Redis runs the DELETE as soon as the BLPOP returns,
-                # and wakes pushed before it are covered by the drain below (which starts after it)
+                # and wakes pushed before it are covered by the drain that follows
                 async with self.pool.pipeline(transaction=False) as pipe:
                     pipe.blpop([key], timeout=5)
                     pipe.delete(key)
                     got, _ = await pipe.execute()
-                if got is None:
-                    continue
-                await job(self.ctx, [])
+                if got is not None:
+                    self._ingest_due.set()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -11,6 +11,9 @@ lives only in memory: an item is either committed (and answered) or its request 
 
 A platform's retry of the same delivery (same connection + delivery key) is stored once; the retry
 is answered 202 with ``duplicate: true`` so the platform stops retrying.
+
+The same statement wakes the workers (``pg_notify``, delivered when it commits), so the way from a
+committed webhook to a worker takes no round trip of the API's own and never depends on Redis.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class Stored:
     duplicate: bool
 
 
+#: The Postgres channel a committed group notifies (no payload: the database says what is due).
+NOTIFY_CHANNEL = "hub_inbound_events"
+
 _INSERT = """
 INSERT INTO inbound_events (id, organization_id, connection_id, source, delivery_key, headers, query, body,
                             status, attempts, order_ids, received_at)
@@ -70,17 +76,25 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::json
 ON CONFLICT (connection_id, delivery_key) DO NOTHING
 RETURNING id
 """
+# The same insert, notifying NOTIFY_CHANNEL once if it stored a row: Postgres delivers the notification
+# to every listening worker when (and only if) the insert commits, with no round trip of its own.
+_INSERT_AND_NOTIFY = f"""
+WITH stored AS ({_INSERT.strip()}),
+woken AS (SELECT count(*) AS n FROM (SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM stored LIMIT 1) AS wake)
+SELECT stored.id FROM stored CROSS JOIN woken
+"""
 
 
-async def insert_many(conn: Conn, items: list[InboundItem]) -> list[Stored]:
+async def insert_many(conn: Conn, items: list[InboundItem], *, notify: bool = False) -> list[Stored]:
     """Insert ``items`` in one statement; duplicates resolve to the id already stored.
 
     Outside a transaction the insert commits by itself; the duplicates' lookup after it only reads.
+    ``notify``: wake the listening workers (:data:`NOTIFY_CHANNEL`) when it commits.
     """
     inserted = {
         row["id"]
         for row in await conn.fetch(
-            _INSERT,
+            _INSERT_AND_NOTIFY if notify else _INSERT,
             [i.id for i in items],
             [i.organization_id for i in items],
             [i.connection_id for i in items],
@@ -109,18 +123,24 @@ async def insert_many(conn: Conn, items: list[InboundItem]) -> list[Stored]:
 
 
 class GroupCommitter:
-    """Batches concurrent :meth:`store` calls into shared commits (up to ``in_flight`` at a time per process)."""
+    """Batches concurrent :meth:`store` calls into shared commits (up to ``in_flight`` at a time per process).
+
+    ``notify``: each commit wakes the listening workers through Postgres (:data:`NOTIFY_CHANNEL`);
+    ``on_committed``: called after commits with the new ids (off the flush path, one call at a time).
+    """
 
     def __init__(
         self,
         pool: asyncpg.Pool[asyncpg.Record],
         *,
         on_committed: Callable[[list[str]], Awaitable[None]] | None = None,
+        notify: bool = False,
         max_group: int = MAX_GROUP,
         in_flight: int = IN_FLIGHT,
     ) -> None:
         self._pool = pool
         self._on_committed = on_committed
+        self._notify = notify
         self._max_group = max_group
         self._pending: list[tuple[InboundItem, asyncio.Future[Stored]]] = []
         self._wakeup = asyncio.Event()
@@ -181,7 +201,7 @@ class GroupCommitter:
             # No explicit transaction: the insert is one statement, so it commits on its own (atomic and
             # durable when it returns) and BEGIN/COMMIT would be two more round trips per group.
             async with self._pool.acquire() as conn:
-                results = await insert_many(conn, [item for item, _ in group])
+                results = await insert_many(conn, [item for item, _ in group], notify=self._notify)
         except Exception as exc:  # every waiter of this group gets the failure: nothing was stored
             for _, future in group:
                 if not future.done():

@@ -8,7 +8,7 @@ from collections import defaultdict
 import asyncpg
 
 from hub.db import create_pool
-from hub.services.inbound_store import GroupCommitter, InboundItem, Stored
+from hub.services.inbound_store import NOTIFY_CHANNEL, GroupCommitter, InboundItem, Stored
 from hub.settings import Settings
 from tests.ingest.test_pipeline import _connection
 
@@ -73,3 +73,35 @@ async def test_overlapping_groups_store_each_delivery_once_and_answer_every_call
     assert sum(not result.duplicate for result in results) == KEYS
     assert committer.peak == 2  # groups overlapped
     assert sorted(i for ids in woken for i in ids) == sorted(stored.values())  # each fresh row woken once
+
+
+async def test_a_notifying_committer_wakes_listeners_only_for_groups_that_stored_something(
+    settings: Settings, db: asyncpg.Connection, auth: dict[str, str]
+) -> None:
+    assert settings.database_url is not None
+    conn_id = await _connection(db)
+    org = await db.fetchval("SELECT organization_id FROM connections WHERE id = $1", conn_id)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+
+    def hear(_conn: object, _pid: int, channel: str, _payload: str) -> None:
+        heard.put_nowait(channel)
+
+    await db.add_listener(NOTIFY_CHANNEL, hear)
+    pool = await create_pool(settings.database_url, max_size=2)
+    quiet, loud = GroupCommitter(pool), GroupCommitter(pool, notify=True)
+    quiet.start()
+    loud.start()
+    try:
+        await quiet.store(_item(org, conn_id, 1))
+        await asyncio.sleep(0.2)
+        assert heard.empty()  # the plain insert wakes nobody
+        assert not (await loud.store(_item(org, conn_id, 2))).duplicate
+        assert await asyncio.wait_for(heard.get(), 5) == NOTIFY_CHANNEL
+        assert (await loud.store(_item(org, conn_id, 12))).duplicate  # key-2 again: nothing new to process
+        await asyncio.sleep(0.2)
+        assert heard.empty()
+    finally:
+        await quiet.close()
+        await loud.close()
+        await pool.close()
+        await db.remove_listener(NOTIFY_CHANNEL, hear)

@@ -253,3 +253,32 @@ async def test_nul_in_topic_or_error_is_stored_not_looped(
         return await db.fetchval("SELECT status FROM inbound_events WHERE status <> 'received'")
 
     assert await eventually(settled) in ("failed", "ignored")
+
+
+async def test_the_worker_listens_again_when_its_listening_connection_is_killed(
+    client: Client, db: asyncpg.Connection, auth: dict[str, str], worker: Any
+) -> None:
+    conn_id = await _connection(db)
+
+    async def listening(other_than: int = 0) -> int | None:
+        pid: int | None = await db.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %' "
+            "AND pid <> $1",
+            other_than,
+        )
+        return pid
+
+    first = await eventually(listening)
+    assert await db.fetchval("SELECT pg_terminate_backend($1)", first)
+    await eventually(lambda: listening(other_than=first))  # back, on a new connection
+
+    body = _payload("salla_order_created.json")
+    resp = await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body))
+    assert resp.status == 202, await resp.text()
+    event_id = (await resp.json())["data"]["id"]
+    assert (
+        await eventually(
+            lambda: db.fetchval("SELECT status FROM inbound_events WHERE id = $1 AND status <> 'received'", event_id)
+        )
+        == "processed"
+    )
