@@ -43,5 +43,5 @@ def configure(*, level: str = "info", fmt: str = "json") -> None:
     # set-up chatter and a line per sweeper run (every 5 s) buried what ``hub up`` prints for a newcomer;
     # warnings and failures still show, and the JSON logs of ``hub serve``/``hub worker`` keep everything
     if fmt == "console":
-        for name in ("alembic.runtime.plugins", "pgserver", "arq.worker"):
+        for name in ("alembic.runtime.plugins", "pgserver", "arq.worker", "coredis.retry"):
             logging.getLogger(name).setLevel(logging.WARNING)
