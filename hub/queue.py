@@ -69,8 +69,3 @@ def wake_payload(raw: bytes | str) -> list[str]:
     except orjson.JSONDecodeError:
         return []
     return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
-
-
-async def wake(redis: ArqRedis, key: str) -> None:
-    """Wake the workers' drain loop for ``key`` (one LPUSH; the database says what is due)."""
-    await redis.lpush(key, b"1")  # type: ignore[misc]
