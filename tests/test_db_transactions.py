@@ -52,3 +52,20 @@ async def test_an_error_rolls_back_and_releases_the_lock(settings: Settings) -> 
     finally:
         await conn.close()
         await other.close()
+
+
+async def test_a_pool_connection_released_inside_a_transaction_gives_up_its_locks(settings: Settings) -> None:
+    from hub.db import create_pool
+
+    assert settings.database_url is not None
+    pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+    other = await _connect(settings)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({KEY})")  # its user never ends it
+        async with pool.acquire() as conn:  # the same connection, handed out again
+            assert not conn.is_in_transaction()
+        assert await other.fetchval("SELECT pg_try_advisory_xact_lock($1)", KEY) is True
+    finally:
+        await other.close()
+        await pool.close()
