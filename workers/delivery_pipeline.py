@@ -292,9 +292,14 @@ class Pipeline:
                 await self._check_stale()
         finally:
             self.accepting = False
-            for send in self.queued.values():
+            # Rows left here (this job cancelled, or a claim that failed, say while Postgres was away) are
+            # given up: their sends cancelled and their hold on the endpoint's gate returned, or the
+            # process's later claims would count them forever and take nothing more of that endpoint.
+            # Their leases run out and they are claimed again.
+            for send in list(self.queued.values()):
                 if send.task is not None:
-                    send.task.cancel()  # only reached with rows left if this job itself is cancelled
+                    send.task.cancel()
+                self._settle(send)
         if self.wanted or (last and (time.monotonic() >= deadline or self.hub.stopping.is_set())):
             # hand over to a fresh job: more may be due
             await enqueue(self.hub, self.wanted, job_id=f"more:{uuid4().hex}")

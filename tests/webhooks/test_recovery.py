@@ -8,14 +8,17 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 import redis.asyncio
 from arq.connections import ArqRedis
 
 from hub import db as hub_db
 from hub.queue import QUEUE_NAME
+from hub.sender import Sender
+from hub.services.delivery_targets import TargetPolicy
 from hub.settings import Settings
 from tests.conftest import eventually
-from tests.fakes.receiver import OK, Receiver, status
+from tests.fakes.receiver import OK, Receiver, Reply, status
 from tests.webhooks.conftest import Client, create_webhook, emit, org_of, running_worker, statuses, verify
 from workers.context import WorkerContext
 from workers.deliveries import sweep_deliveries
@@ -185,3 +188,40 @@ async def _context(settings: Settings, pool: asyncpg.Pool, redis: ArqRedis) -> W
         redis=redis,
         http=aiohttp.ClientSession(),
     )
+
+
+async def test_a_pipeline_that_fails_gives_back_its_hold_on_the_endpoint(
+    client: Client,
+    auth: dict[str, str],
+    settings: Settings,
+    receiver: Receiver,
+    pool: asyncpg.Pool,
+    arq_redis: ArqRedis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from workers import delivery_pipeline
+    from workers.deliveries import run_deliveries
+
+    endpoint = await create_webhook(client, auth, receiver.url("/flaky-db"))
+    receiver.always("/flaky-db", Reply(delay=0.5))  # still sending when the next claim fails
+    ids = await emit(pool, None, await org_of(pool, endpoint["id"]), *(["order.updated"] * 5))
+    real_claim, calls = delivery_pipeline.claim, []
+
+    async def claim_then_fail(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 1:
+            raise ConnectionResetError("Postgres went away")
+        return await real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(delivery_pipeline, "claim", claim_then_fail)
+    hub = await _context(settings, pool, arq_redis)
+    sender = Sender(timeout=5, policy=TargetPolicy(allow_loopback=True, allow_private=True))
+    try:
+        with pytest.raises(ConnectionResetError):
+            await run_deliveries(hub, sender, ids)
+        assert hub.delivery_gates == {}  # nothing held: later claims may take this endpoint's rows again
+        assert hub.delivery_pipeline is None
+    finally:
+        await sender.close()
+        await hub.http.close()
+        await hub.engine.dispose()
