@@ -41,8 +41,8 @@ import psutil
 # beside this script: Python puts a script's own folder first on sys.path
 from scale_out_fleet import LOOPBACK, Fleet, ScaleOutError, free_port, say, stores
 
-from hub.signing import headers as signed_headers
-from hub.signing import new_secret
+from hub.delivery.signing import headers as signed_headers
+from hub.delivery.signing import new_secret
 
 MAX_EVENTS = 20_000
 

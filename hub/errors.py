@@ -1,4 +1,4 @@
-"""The API's error tree; one middleware (``hub.middleware``) renders each as DESIGN's error shape.
+"""The API's error tree; one middleware (``hub.web.middleware``) renders each as DESIGN's error shape.
 
 ::
 

@@ -10,10 +10,10 @@ from aiohttp import ClientSession, web
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hub.metrics import HttpMetrics
-from hub.ratelimit import Limiter
-from hub.services.inbound_store import GroupCommitter
+from hub.ingest.store import GroupCommitter
+from hub.ops.metrics import HttpMetrics
 from hub.settings import Settings
+from hub.web.ratelimit import Limiter
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,7 +154,7 @@ async def client(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[Te
 async def make_key(settings: Settings, *, org: str = "acme", test: bool = False) -> str:
     """A new API key (and its organization) through the service, as ``hub keys create`` does."""
     from hub import db as hub_db
-    from hub.services.api_keys import create_key
+    from hub.tenancy.api_keys import create_key
 
     assert settings.database_url is not None
     engine = hub_db.create_engine(settings.database_url, pool_size=1)

@@ -8,8 +8,8 @@ import asyncpg
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import create_app
-from hub.ratelimit import burst_item
 from hub.settings import Settings
+from hub.web.ratelimit import burst_item
 from tests.conftest import make_key
 
 

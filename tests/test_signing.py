@@ -1,4 +1,4 @@
-"""Tests for hub.signing (Standard Webhooks outbound signing)."""
+"""Tests for hub.delivery.signing (Standard Webhooks outbound signing)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from hub import signing
+from hub.delivery import signing
 
 # The reference vector used across the Standard Webhooks / Svix libraries' own test suites.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -1,4 +1,4 @@
-"""Tests for hub.transitions (status machine and order.* events)."""
+"""Tests for hub.orders.transitions (status machine and order.* events)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from hub import transitions as t
-from hub.transitions import InvalidTransition
+from hub.orders import transitions as t
+from hub.orders.transitions import InvalidTransition
 
 ALLOWED = {
     ("pending", "confirmed"),

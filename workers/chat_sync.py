@@ -14,9 +14,9 @@ import structlog
 from arq import func
 
 from hub import queue
-from hub.chat_client import ChatAgentClient, pinned_session
-from hub.services import chat_sync
-from hub.services.chat_remote import SyncError, SyncNotPossible
+from hub.platforms import chat_sync
+from hub.platforms.chat_client import ChatAgentClient, pinned_session
+from hub.platforms.chat_remote import SyncError, SyncNotPossible
 from workers.context import deps
 
 log = structlog.get_logger("hub.chat_sync")

@@ -14,7 +14,7 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.db import Conn
-from hub.services.delivery_claims import Leased
+from hub.delivery.claims import Leased
 from hub.settings import Settings
 
 CTX_KEY = "hub"
@@ -49,7 +49,7 @@ class WorkerContext:
     ingest_helper: asyncio.Task[int] | None = None
     # set when the worker is asked to stop: jobs finish what they hold and claim nothing new
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    # names this process as the owner of the delivery leases it takes (see hub.services.delivery_claims)
+    # names this process as the owner of the delivery leases it takes (see hub.delivery.claims)
     worker_id: str = field(default_factory=lambda: uuid4().hex)
     # per endpoint, shared by every delivery job of this process: the cap on requests in flight
     delivery_gates: dict[str, EndpointGate] = field(default_factory=dict)

@@ -24,10 +24,10 @@ import structlog
 
 from hub import queue
 from hub.db import Conn
-from hub.sender import Sender
-from hub.services.delivery_claims import Leased, fail_orphaned, find_due, first_attempt_wait, lease_fresh, release
-from hub.services.delivery_targets import TargetPolicy
-from hub.services.outbox import DELIVER_JOB
+from hub.delivery.claims import Leased, fail_orphaned, find_due, first_attempt_wait, lease_fresh, release
+from hub.delivery.outbox import DELIVER_JOB
+from hub.delivery.sender import Sender
+from hub.delivery.targets import TargetPolicy
 from hub.settings import Settings
 from workers.context import WorkerContext, deps
 from workers.delivery_pipeline import (

@@ -5,7 +5,7 @@ process, and each endpoint's rows are sent from this process's queue through a g
 ``webhook_endpoint_concurrency`` slots shared by all of its jobs. One claim (one statement) thus
 feeds many requests, and an endpoint is never left idle while the hub talks to Postgres. The cap
 holds across processes because only the process holding an endpoint's live leases may claim it
-(:mod:`hub.services.delivery_claims`). Rows an ingest batch leased as it wrote them join the queue
+(:mod:`hub.delivery.claims`). Rows an ingest batch leased as it wrote them join the queue
 without a claim (:meth:`Pipeline.queue`).
 
 A claimed row is sent only while its lease has at least the request timeout plus
@@ -31,12 +31,13 @@ from uuid import uuid4
 import asyncpg
 import structlog
 
-from hub import queue, signing
-from hub.sender import Sender
-from hub.services.delivery_claims import Claimed, claim, fail_orphaned, release, stale_endpoints
-from hub.services.delivery_policy import Outcome, envelope_body
-from hub.services.delivery_records import Attempt, Recorded, record_attempts
-from hub.services.outbox import DELIVER_JOB
+from hub import queue
+from hub.delivery import signing
+from hub.delivery.claims import Claimed, claim, fail_orphaned, release, stale_endpoints
+from hub.delivery.outbox import DELIVER_JOB
+from hub.delivery.policy import Outcome, envelope_body
+from hub.delivery.records import Attempt, Recorded, record_attempts
+from hub.delivery.sender import Sender
 from hub.settings import Settings
 from workers.context import EndpointGate, WorkerContext
 

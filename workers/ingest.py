@@ -25,10 +25,10 @@ from connectors import get_connector
 from connectors.base import ConnectorError, NormalizedOrder, RawRequest
 from hub import queue
 from hub.db import Conn
-from hub.metrics import BAD_PAYLOAD, record_reject
-from hub.services.delivery_claims import Leased
-from hub.services.ingest_upsert import delete_orders, is_deletion, upsert_orders
-from hub.services.outbox import wake_deliveries
+from hub.delivery.claims import Leased
+from hub.delivery.outbox import wake_deliveries
+from hub.ops.metrics import BAD_PAYLOAD, record_reject
+from hub.orders.upsert import delete_orders, is_deletion, upsert_orders
 from workers.context import WorkerContext, deps
 
 log = structlog.get_logger("hub.ingest")

@@ -6,7 +6,7 @@ a Redis list that every enqueue pushes to (``hub.queue.WAKE_KEY``), so an idle w
 job within milliseconds without spinning.
 
 The hottest paths skip arq's per-job bookkeeping altogether: each group commit of the receiver
-notifies a Postgres channel in its own insert (``hub.services.inbound_store.NOTIFY_CHANNEL``), and
+notifies a Postgres channel in its own insert (``hub.ingest.store.NOTIFY_CHANNEL``), and
 every worker listens on a connection of its own and runs a drain loop that claims all due inbound
 events in batches (``ingest_events`` with no ids); a push to ``hub.queue.INGEST_WAKE`` (what APIs
 before the notification sent) wakes the same loop. A wake-up carries no data; Postgres says what is
@@ -36,7 +36,7 @@ from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from hub import db, heap, queue
-from hub.services.inbound_store import NOTIFY_CHANNEL
+from hub.ingest.store import NOTIFY_CHANNEL
 from hub.settings import Settings, asyncpg_dsn
 from workers import chat_sync, deliveries, ingest, sweeper
 from workers.context import CTX_KEY, WorkerContext
@@ -126,7 +126,7 @@ class WakeWorker(Worker):
     async def _ingest_on_notify(self, hub: WorkerContext) -> None:
         """Listen for committed inbound events on a connection of its own; reconnect when it is lost.
 
-        The API's group commit notifies in its insert (:data:`hub.services.inbound_store.NOTIFY_CHANNEL`),
+        The API's group commit notifies in its insert (:data:`hub.ingest.store.NOTIFY_CHANNEL`),
         so a wake-up costs the API no round trip and arrives only for what committed. Notifications
         sent while not listening are lost, so every (re)connection starts with a drain.
         """

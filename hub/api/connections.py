@@ -8,9 +8,9 @@ from hub.api._query import list_meta, page_of
 from hub.api._router import Router
 from hub.db import session_scope
 from hub.keys import SESSIONS, SETTINGS
-from hub.middleware import principal
-from hub.responses import ok, read_model
-from hub.services import connections as svc
+from hub.platforms import connections as svc
+from hub.web.middleware import principal
+from hub.web.responses import ok, read_model
 
 router = Router("connections")
 

@@ -6,11 +6,11 @@ from aiohttp import web
 
 from hub.api._query import list_meta, page_of
 from hub.api._router import Router
+from hub.catalog import contacts as svc
 from hub.db import session_scope
 from hub.keys import SESSIONS
-from hub.middleware import principal
-from hub.responses import ok, read_model
-from hub.services import contacts as svc
+from hub.web.middleware import principal
+from hub.web.responses import ok, read_model
 
 router = Router("contacts")
 

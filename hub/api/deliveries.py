@@ -11,11 +11,11 @@ from aiohttp import web
 from hub import queue
 from hub.api._router import Router
 from hub.db import session_scope
+from hub.delivery import ledger as svc
+from hub.delivery.outbox import DELIVER_JOB
 from hub.keys import REDIS, SESSIONS
-from hub.middleware import principal
-from hub.responses import ok
-from hub.services import delivery_ledger as svc
-from hub.services.outbox import DELIVER_JOB
+from hub.web.middleware import principal
+from hub.web.responses import ok
 
 router = Router("deliveries")
 log = structlog.get_logger("hub.deliveries")

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from hub.api._router import Router
 from hub.keys import PG_POOL, REDIS
-from hub.responses import json_response
+from hub.web.responses import json_response
 
 router = Router("health")
 

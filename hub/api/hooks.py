@@ -20,10 +20,10 @@ from connectors import get_connector
 from connectors.base import RawRequest, SignatureError
 from hub.api._router import Router
 from hub.errors import NotFound, Unauthorized
+from hub.ingest.store import InboundItem, summarize_headers
 from hub.keys import CONNECTION_CACHE, INBOUND, PG_POOL, REDIS, SETTINGS
-from hub.metrics import BAD_SIGNATURE, record_reject
-from hub.responses import json_response
-from hub.services.inbound_store import InboundItem, summarize_headers
+from hub.ops.metrics import BAD_SIGNATURE, record_reject
+from hub.web.responses import json_response
 
 router = Router("hooks")
 

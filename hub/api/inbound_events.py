@@ -12,10 +12,10 @@ from hub import queue
 from hub.api._query import list_meta, page_of
 from hub.api._router import Router
 from hub.db import session_scope
+from hub.ingest import events as svc
 from hub.keys import REDIS, SESSIONS
-from hub.middleware import principal
-from hub.responses import ok, parse_model
-from hub.services import inbound_events as svc
+from hub.web.middleware import principal
+from hub.web.responses import ok, parse_model
 
 router = Router("inbound-events")
 log = structlog.get_logger("hub.inbound_events")

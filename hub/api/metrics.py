@@ -1,7 +1,7 @@
 """``/metrics`` for Prometheus, and the middleware counting this process's HTTP requests.
 
 Unauthenticated unless ``HUB_METRICS_TOKEN`` is set (then ``Authorization: Bearer <token>``);
-protect it at the network edge otherwise. What the figures mean: :mod:`hub.metrics`.
+protect it at the network edge otherwise. What the figures mean: :mod:`hub.ops.metrics`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from hub.api._router import Router
 from hub.errors import Unauthorized
 from hub.keys import HTTP_METRICS, PG_POOL, REDIS, SETTINGS
-from hub.metrics import render
-from hub.services import ops_stats
+from hub.ops import stats as ops_stats
+from hub.ops.metrics import render
 
 router = Router("metrics")
 

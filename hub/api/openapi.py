@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hub.api._router import Operation, Router
-from hub.responses import json_response
+from hub.web.responses import json_response
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
@@ -107,7 +107,7 @@ def _responses(op: Operation, ref: dict[str, Any] | None) -> dict[str, Any]:
     }
     statuses = {400, 404, 405, 413, 422, 503, *op.extra_statuses}
     if op.method != "GET":
-        statuses.add(408)  # hub.middleware reads every body within a deadline
+        statuses.add(408)  # hub.web.middleware reads every body within a deadline
     if op.auth is not None:
         statuses |= {401, 429}
     for status in sorted(statuses):

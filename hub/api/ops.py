@@ -24,9 +24,9 @@ from aiohttp import web
 from hub.api._router import Router
 from hub.errors import Unauthorized
 from hub.keys import PG_POOL, REDIS, SETTINGS
-from hub.responses import ok
-from hub.services import ops as svc
-from hub.services.ops import Retried
+from hub.ops import actions as svc
+from hub.ops.actions import Retried
+from hub.web.responses import ok
 
 router = Router("ops")
 

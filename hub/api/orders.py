@@ -19,10 +19,17 @@ from aiohttp import web
 from hub.api._query import page_of
 from hub.api._router import Router
 from hub.db import Conn
+from hub.delivery.outbox import wake_deliveries
 from hub.errors import HubError, ValidationFailed
 from hub.keys import PG_POOL, REDIS, SETTINGS
-from hub.middleware import principal
-from hub.responses import ok, parse_model, read_json, read_model
+from hub.orders import bulk as order_bulk
+from hub.orders import changes as order_changes
+from hub.orders import export as order_export
+from hub.orders import idempotency as order_idempotency
+from hub.orders import listing as order_list
+from hub.orders import rows as orders
+from hub.orders.create import create_order as create_one
+from hub.orders.write import Written
 from hub.schemas.order_views import BulkResult, ExportQuery, OrderOut, OrderQuery
 from hub.schemas.orders import (
     MAX_BULK,
@@ -37,10 +44,8 @@ from hub.schemas.orders import (
     OrderUpdate,
     StatusChange,
 )
-from hub.services import order_bulk, order_changes, order_export, order_idempotency, order_list, orders
-from hub.services.order_create import create_order as create_one
-from hub.services.order_write import Written
-from hub.services.outbox import wake_deliveries
+from hub.web.middleware import principal
+from hub.web.responses import ok, parse_model, read_json, read_model
 
 log = structlog.get_logger("hub.api.orders")
 router = Router("orders")

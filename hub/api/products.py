@@ -6,12 +6,12 @@ from aiohttp import web
 
 from hub.api._query import list_meta, page_of
 from hub.api._router import Router
+from hub.catalog import products as svc
 from hub.db import session_scope
 from hub.keys import SESSIONS
-from hub.middleware import principal
-from hub.responses import ok, parse_model, read_model
 from hub.schemas.products import ProductCreate, ProductOut, ProductQuery, ProductUpdate
-from hub.services import products as svc
+from hub.web.middleware import principal
+from hub.web.responses import ok, parse_model, read_model
 
 router = Router("products")
 

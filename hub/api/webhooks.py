@@ -8,12 +8,12 @@ from hub.api._query import list_meta, page_of
 from hub.api._router import Router
 from hub.api.deliveries import wake
 from hub.db import session_scope
+from hub.delivery import endpoints as svc
+from hub.delivery import ledger
+from hub.delivery.targets import TargetPolicy
 from hub.keys import SESSIONS, SETTINGS
-from hub.middleware import principal
-from hub.responses import ok, parse_model, read_json, read_model
-from hub.services import delivery_ledger as ledger
-from hub.services import webhooks as svc
-from hub.services.delivery_targets import TargetPolicy
+from hub.web.middleware import principal
+from hub.web.responses import ok, parse_model, read_json, read_model
 
 router = Router("webhooks")
 

@@ -24,8 +24,8 @@ from hub.bench.infra import BenchError, Unavailable
 from hub.bench.loadgen import percentile
 from hub.bench.procs import MB, PeakSampler, loadgen
 from hub.bench.report import Figure, missing
-from hub.services.api_keys import create_key
 from hub.settings import asyncpg_dsn
+from hub.tenancy.api_keys import create_key
 
 API_BUDGET_MB = 150.0
 PAGE_QUERY = "status=pending&sort=-created&per_page=20"

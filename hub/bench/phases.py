@@ -19,9 +19,9 @@ from hub.bench.dataset import salla_headers, salla_template
 from hub.bench.infra import BenchError, Unavailable
 from hub.bench.procs import loadgen_series
 from hub.bench.report import Figure, missing
-from hub.services.inbound_store import InboundItem, insert_many, summarize_headers
-from hub.services.order_view import order_public
-from hub.services.outbox import DELIVER_JOB, NewEvent, record_events
+from hub.delivery.outbox import DELIVER_JOB, NewEvent, record_events
+from hub.ingest.store import InboundItem, insert_many, summarize_headers
+from hub.orders.view import order_public
 
 INGEST_JOB = "ingest_events"
 HEALTH_KEY = queue.QUEUE_NAME + ":health-check"

@@ -36,9 +36,9 @@ from hub.bench.context import Plan, Results, Run, Tenant
 from hub.bench.infra import BenchError, Infra, open_infra
 from hub.bench.procs import MemoryWatch, Processes, free_port, wait_http
 from hub.bench.report import FIGURES, complete, print_json, print_table
-from hub.services.api_keys import create_key
+from hub.delivery.signing import new_secret
 from hub.settings import Settings
-from hub.signing import new_secret
+from hub.tenancy.api_keys import create_key
 
 STEPS = ("ceilings", "hub", "ingest", "processing", "delivery", "e2e", "api", "memory")
 

@@ -13,7 +13,7 @@ from pydantic import BeforeValidator, EmailStr, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from hub.money import MoneyError, normalize_currency, parse_money
-from hub.transitions import FULFILLMENT_STATUSES, PAYMENT_STATUSES, STATUS_ALIASES, STATUSES, canonical_status
+from hub.orders.transitions import FULFILLMENT_STATUSES, PAYMENT_STATUSES, STATUS_ALIASES, STATUSES, canonical_status
 
 CREATED_BY = ("manual", "ai_agent", "api", "web_chat", "webhook")
 _MAX_REF = 200

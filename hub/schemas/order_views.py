@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from hub.orders.transitions import FULFILLMENT_STATUSES, PAYMENT_STATUSES, STATUS_ALIASES, STATUSES, canonical_status
 from hub.schemas._fields import CREATED_BY
-from hub.transitions import FULFILLMENT_STATUSES, PAYMENT_STATUSES, STATUS_ALIASES, STATUSES, canonical_status
 
 SORTS = ("created", "updated", "total_amount", "status")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")

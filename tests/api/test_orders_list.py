@@ -9,7 +9,8 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 
-from hub.services import order_list, order_query
+from hub.orders import listing as order_list
+from hub.orders import query as order_query
 from hub.settings import Settings
 from tests.api.order_helpers import Client, call, make_contact, make_order
 from tests.conftest import make_key

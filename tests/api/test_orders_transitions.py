@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.transitions import STATUSES, TRANSITIONS
+from hub.orders.transitions import STATUSES, TRANSITIONS
 from tests.api.order_helpers import Client, call, make_order
 
 PAIRS = [(old, new) for old in STATUSES for new in STATUSES]

@@ -340,7 +340,7 @@ def _scale_out() -> Any:
 def test_scale_out_sends_what_the_generic_connector_accepts() -> None:
     from connectors import get_connector
     from connectors.base import RawRequest
-    from hub.signing import headers, new_secret
+    from hub.delivery.signing import headers, new_secret
 
     scale_out = _scale_out()
     secret = new_secret()

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 from connectors.base import body_hash
 from hub import queue
 from hub.bench.dataset import salla_headers, salla_template
-from hub.services.inbound_store import InboundItem, insert_many, summarize_headers
+from hub.ingest.store import InboundItem, insert_many, summarize_headers
 from hub.settings import Settings
 from tests.conftest import eventually, running_worker
 from tests.ingest.test_pipeline import SECRET, _connection

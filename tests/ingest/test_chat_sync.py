@@ -16,9 +16,9 @@ import pytest
 
 from hub import db as hub_db
 from hub import queue
-from hub.chat_client import ChatAgentClient, pinned_session
-from hub.services import chat_sync
-from hub.services.chat_remote import (
+from hub.platforms import chat_sync
+from hub.platforms.chat_client import ChatAgentClient, pinned_session
+from hub.platforms.chat_remote import (
     PermanentRemoteError,
     RetryPolicy,
     SyncNotPossible,

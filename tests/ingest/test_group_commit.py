@@ -8,7 +8,7 @@ from collections import defaultdict
 import asyncpg
 
 from hub.db import create_pool
-from hub.services.inbound_store import NOTIFY_CHANNEL, GroupCommitter, InboundItem, Stored
+from hub.ingest.store import NOTIFY_CHANNEL, GroupCommitter, InboundItem, Stored
 from hub.settings import Settings
 from tests.ingest.test_pipeline import _connection
 

@@ -9,7 +9,7 @@ import asyncpg
 
 from connectors.base import NormalizedOrder
 from hub import db as hub_db
-from hub.services.ingest_upsert import upsert_orders
+from hub.orders.upsert import upsert_orders
 from hub.settings import Settings
 
 

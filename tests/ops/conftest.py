@@ -15,9 +15,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from hub import queue, signing
+from hub import queue
 from hub.app import create_app
-from hub.metrics import BAD_PAYLOAD, BAD_SIGNATURE, record_reject
+from hub.delivery import signing
+from hub.ops.metrics import BAD_PAYLOAD, BAD_SIGNATURE, record_reject
 from hub.settings import Settings
 
 OPS_TOKEN = "ops-test-token-0123456789"

@@ -10,10 +10,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from hub import metrics
 from hub.app import create_app
 from hub.db import create_pool
-from hub.services import ops_stats
+from hub.ops import metrics
+from hub.ops import stats as ops_stats
 from hub.settings import Settings
 from tests.ops.conftest import EP_OFF, EP_OK, seed
 
@@ -222,7 +222,7 @@ async def test_record_reject_bounds_what_a_request_path_can_create(settings: Set
 async def test_lifetime_counts_are_history_plus_a_fresh_tail(settings: Settings, db: asyncpg.Connection) -> None:
     """Old rows are recounted every few minutes; rows since the history's cut are counted every time."""
     from hub import queue
-    from hub.services import ops_counts
+    from hub.ops import counts as ops_counts
 
     assert settings.database_url is not None
     assert settings.redis_url is not None

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from hub.db import create_pool
 from hub.errors import Conflict, NotFound
-from hub.services import ops as svc
+from hub.ops import actions as svc
 from hub.settings import Settings
 from tests.ops.conftest import (
     DISABLED_REASON,

@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub import db as hub_db
 from hub.app import create_app
+from hub.delivery import endpoints as svc
+from hub.delivery.targets import TargetPolicy
 from hub.errors import ValidationFailed
-from hub.services import webhooks as svc
-from hub.services.delivery_targets import TargetPolicy
 from hub.settings import Settings
 from tests.conftest import eventually
 from tests.fakes.receiver import Receiver, redirect

@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from hub.services.delivery_claims import CLAIM_LOCK, claim, lease_fresh
-from hub.services.outbox import NewEvent, record_events
+from hub.delivery.claims import CLAIM_LOCK, claim, lease_fresh
+from hub.delivery.outbox import NewEvent, record_events
 from tests.conftest import data_path, eventually
 from tests.fakes.receiver import Receiver
 from tests.webhooks.conftest import Client, create_webhook, org_of, sample_order, verify

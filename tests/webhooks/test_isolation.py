@@ -12,8 +12,8 @@ import asyncpg
 import orjson
 from arq.connections import ArqRedis
 
-from hub.services.delivery_claims import Claimed, claim, release
-from hub.services.outbox import wake_deliveries
+from hub.delivery.claims import Claimed, claim, release
+from hub.delivery.outbox import wake_deliveries
 from hub.settings import Settings
 from tests.conftest import eventually
 from tests.fakes.receiver import HANG, Receiver, Reply

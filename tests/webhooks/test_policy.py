@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from hub.services.delivery_policy import (
+from hub.delivery.policy import (
     MAX_RETRY_AFTER_SECONDS,
     Outcome,
     address_refusal,

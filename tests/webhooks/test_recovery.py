@@ -13,9 +13,9 @@ import redis.asyncio
 from arq.connections import ArqRedis
 
 from hub import db as hub_db
+from hub.delivery.sender import Sender
+from hub.delivery.targets import TargetPolicy
 from hub.queue import QUEUE_NAME
-from hub.sender import Sender
-from hub.services.delivery_targets import TargetPolicy
 from hub.settings import Settings
 from tests.conftest import eventually
 from tests.fakes.receiver import OK, Receiver, Reply, status

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import asyncpg
 from arq.connections import ArqRedis
 
-from hub.sender import Sender
-from hub.services.delivery_targets import TargetPolicy
+from hub.delivery.sender import Sender
+from hub.delivery.targets import TargetPolicy
 from hub.settings import Settings
 from tests.conftest import eventually
 from tests.fakes.receiver import Receiver

@@ -6,7 +6,7 @@
 * ``ix_orders_org_external`` — ``?external_id=`` without ``source`` (the unique constraint leads
   with ``source``): a scan of the whole organization otherwise.
 * ``ix_orders_search_trgm`` — ``?search=`` is a substring match over customer name, email, phone
-  and external id (``hub.services.order_query.SEARCH_TEXT``); a trigram GIN index on that one
+  and external id (``hub.orders.query.SEARCH_TEXT``); a trigram GIN index on that one
   expression serves it. ``pg_trgm`` ships with Postgres' contrib package but not every build has
   it (the embedded pgserver does not), so the index is created only when the extension can be;
   without it search still works, by scanning.
@@ -29,7 +29,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _LIVE = sa.text("deleted_at IS NULL")
-# Must match hub.services.order_query.SEARCH_TEXT character for character, or the index is unused.
+# Must match hub.orders.query.SEARCH_TEXT character for character, or the index is unused.
 _SEARCH_TEXT = (
     "(coalesce(customer_name, '') || chr(31) || coalesce(customer_email, '') || chr(31) || "
     "coalesce(customer_phone, '') || chr(31) || coalesce(external_id, ''))"

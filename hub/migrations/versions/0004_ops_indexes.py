@@ -7,7 +7,7 @@ The ops page refreshes every 2 s and Prometheus scrapes every process; without t
 would scan whole tables (1.4 GB of inbound events at a million rows). With them:
 
 * windows ("last 5 minutes", "per minute over the last hour") are index range scans on time, and
-  so is the "tail" of the lifetime counters (``hub/services/ops_counts.py`` recounts the history
+  so is the "tail" of the lifetime counters (``hub/ops/counts.py`` recounts the history
   only every five minutes);
 * "the latest failures" and "how many failed" read partial indexes holding only failed rows.
 

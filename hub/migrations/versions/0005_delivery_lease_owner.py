@@ -3,7 +3,7 @@
 A worker process now claims an endpoint's due rows ahead of sending them (its own queue, drained at
 most ``webhook_endpoint_concurrency`` at a time), so a live lease no longer means "in flight". The
 per-endpoint cap holds across processes by ownership instead: an endpoint whose live leases belong
-to another process is not claimable (``hub/services/delivery_claims.py``). ``lease_owner`` names
+to another process is not claimable (``hub/delivery/claims.py``). ``lease_owner`` names
 the process; it means nothing once ``leased_until`` has passed.
 
 Revision ID: 0005_lease_owner

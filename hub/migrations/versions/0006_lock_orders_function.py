@@ -5,7 +5,7 @@ order, so batches never deadlock), then loads the orders ``FOR UPDATE``. The loa
 another batch committed while this one waited for a lock, so it cannot share the locking
 statement's snapshot; it ran as a second statement. A ``VOLATILE`` SQL function takes a fresh
 snapshot for each of its statements, so this function does both in one round trip, inside the
-batch's transaction (``hub/services/ingest_upsert.py``). Its statements are also planned for each
+batch's transaction (``hub/orders/upsert.py``). Its statements are also planned for each
 call's arguments, not with a cached generic plan.
 
 Revision ID: 0006_lock_orders

@@ -1,1 +1,0 @@
-"""Business logic. Never imports aiohttp: handlers and workers call these functions."""
