@@ -53,7 +53,7 @@ class ChatAgentClient:
             ) as resp:
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
-                body = await _read_capped(resp)
+                body = await read_capped(resp)
         except ssrf.UnsafeUrlError as exc:  # the name now resolves somewhere it must not
             raise PermanentRemoteError(f"base_url refused: {exc.reason}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -66,7 +66,8 @@ class ChatAgentClient:
         return parse_page(body)
 
 
-async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+async def read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    """The body, refused (PermanentRemoteError) past MAX_BODY_BYTES: a runaway answer is not read to the end."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(65536):
