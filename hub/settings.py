@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     sweep_after_seconds: float = Field(default=5.0, ge=0)
     delivery_lease_seconds: int = Field(default=30, gt=0)
     batch_size: int = Field(default=200, gt=0)
+    reconcile_interval_seconds: float = Field(default=600.0, gt=0)
+    reconcile_overlap_seconds: float = Field(default=300.0, ge=0)
 
     ops_token: SecretStr | None = None
     metrics_token: SecretStr | None = None

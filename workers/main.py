@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 from hub import db, heap, queue
 from hub.ingest.store import NOTIFY_CHANNEL
 from hub.settings import Settings, asyncpg_dsn
-from workers import chat_sync, deliveries, ingest, sweeper
+from workers import chat_sync, deliveries, ingest, platform_sync, sweeper
 from workers.context import CTX_KEY, WorkerContext
 
 log = structlog.get_logger("hub.worker")
@@ -46,7 +46,7 @@ log = structlog.get_logger("hub.worker")
 #: How often the notification listener checks that its connection still answers.
 LISTEN_CHECK_SECONDS = 30.0
 
-JOBS = [ingest.ingest_events, deliveries.deliver_webhooks, chat_sync.job]
+JOBS = [ingest.ingest_events, deliveries.deliver_webhooks, chat_sync.job, platform_sync.job]
 
 
 class WakeWorker(Worker):

@@ -26,22 +26,29 @@ DELIVER_JOB = "deliver_webhooks"
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An ``order.*`` event to record: ``order`` is the order's public view after the change."""
+    """An event to record: ``order`` is the subject's public view after the change.
+
+    For ``order.*`` events the subject is an order (``order_id``); for ``connection.*`` events it is
+    a connection: ``order_id`` then holds the connection's id and ``data_key`` is ``"connection"``.
+    """
 
     organization_id: str
     order_id: str
     source: str
     type: str
     order: dict[str, Any]
+    data_key: str = "order"
 
 
-def envelope(event_id: str, event_type: str, created: datetime, order: dict[str, Any]) -> dict[str, Any]:
-    """The webhook body (DESIGN "Outbound webhooks")."""
+def envelope(
+    event_id: str, event_type: str, created: datetime, order: dict[str, Any], *, data_key: str = "order"
+) -> dict[str, Any]:
+    """The webhook body: ``{"id", "type", "created", "data": {"order": …}}`` (or ``{"connection": …}``)."""
     return {
         "id": event_id,
         "type": event_type,
         "created": created.isoformat().replace("+00:00", "Z"),
-        "data": {"order": order},
+        "data": {data_key: order},
     }
 
 
@@ -91,7 +98,7 @@ async def record_events(
                 event.order_id,
                 event.type,
                 event.source,
-                envelope(event_id, event.type, now, event.order),
+                envelope(event_id, event.type, now, event.order, data_key=event.data_key),
             )
         )
         for endpoint in endpoints:
