@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from hub import db as hub_db
 from hub.platforms import sync
@@ -93,6 +94,15 @@ async def test_backfill_then_reconcile_counts_only_what_webhooks_missed(
     assert data["subscriptions"] == []
     resp = await client.get("/api/v1/orders?source=chat_agent&external_id=999", headers=auth)
     assert (await resp.json())["meta"]["total"] == 1
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(await (await client.get("/metrics")).text())
+        for s in family.samples
+    }
+    assert samples[("hub_reconcile_missed_total", (("source", "chat_agent"),))] == 2
+    assert samples[("hub_reconcile_missed_total", (("source", "shopify"),))] == 0
+    assert samples[("hub_connections", (("source", "chat_agent"), ("state", "idle")))] == 1
 
 
 async def test_revoked_key_needs_attention_and_tells_subscribers(
