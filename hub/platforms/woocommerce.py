@@ -19,6 +19,7 @@ Core WooCommerce documents no rate limit for this API; a host in front of it may
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -126,7 +127,11 @@ class Client:
         self._secret = secret  # registered as each webhook's secret, so deliveries verify with the connection
         self._sleep = sleep
         self._base = f"{api_origin(settings)}/wp-json/wc/v3"
-        self._auth = aiohttp.BasicAuth(str(settings["consumer_key"]).strip(), str(settings["consumer_secret"]).strip())
+        credentials = f"{str(settings['consumer_key']).strip()}:{str(settings['consumer_secret']).strip()}"
+        self._headers = {
+            "Authorization": "Basic " + base64.b64encode(credentials.encode()).decode("ascii"),
+            "Accept": "application/json",
+        }
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._not_before = 0.0  # after a 429: no request before this loop time
 
@@ -200,8 +205,7 @@ class Client:
                 self._base + path,
                 params=params,
                 json=json,
-                auth=self._auth,
-                headers={"Accept": "application/json"},
+                headers=self._headers,
                 timeout=self._timeout,
                 allow_redirects=False,  # the credentials go to the configured origin only
             ) as resp:

@@ -176,8 +176,8 @@ class FakeShopify:
         if self.throttle:
             if self._level + 1 > self.bucket_size:
                 self.throttled_count += 1
-                body = {"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume."}
-                return web.json_response(body, status=429, headers={"Retry-After": "2.0"})
+                refusal = {"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume."}
+                return web.json_response(refusal, status=429, headers={"Retry-After": "2.0"})
             self._level += 1
         else:
             self._level = 1.0
@@ -364,5 +364,6 @@ def _encode(state: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
 
 
-def _errors(status: int, **errors: Any) -> web.Response:
-    return web.json_response({"errors": errors}, status=status)
+def _errors(code: int, **errors: Any) -> web.Response:
+    """Shopify's error body: ``{"errors": {field: message}}``."""
+    return web.json_response({"errors": errors}, status=code)

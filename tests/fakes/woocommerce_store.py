@@ -70,7 +70,7 @@ class FakeWooCommerce:
     requests: list[Recorded] = field(default_factory=list)
     throttled_count: int = 0
     base_url: str = ""
-    _secrets: dict[int, str] = field(default_factory=dict)
+    webhook_secrets: dict[int, str] = field(default_factory=dict)
     _revoked: bool = False
     _failures: list[tuple[int, bytes]] = field(default_factory=list)
     _limit: tuple[int, float] | None = None
@@ -118,7 +118,7 @@ class FakeWooCommerce:
         statuses = []
         async with aiohttp.ClientSession() as session:
             for hook in [h for h in self.webhooks.values() if h["topic"] == topic and h["status"] == "active"]:
-                key = self._secrets[hook["id"]].encode()
+                key = self.webhook_secrets[hook["id"]].encode()
                 headers = {
                     "Content-Type": "application/json",
                     "User-Agent": "WooCommerce/9.4.0 Hookshot (WordPress/6.7)",
@@ -250,7 +250,7 @@ class FakeWooCommerce:
         if data["topic"] not in TOPICS:
             return _error(400, "woocommerce_rest_webhook_invalid_topic", "Webhook topic is required and must be valid.")
         hook_id = next(self._ids)
-        self._secrets[hook_id] = str(data.get("secret") or "")
+        self.webhook_secrets[hook_id] = str(data.get("secret") or "")
         resource, event = data["topic"].split(".", 1)
         stamp = _now()
         hook = {
