@@ -22,7 +22,7 @@ import asyncio
 import base64
 import ipaddress
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -136,14 +136,17 @@ class Client:
         self._not_before = 0.0  # after a 429: no request before this loop time
 
     async def fetch_orders(self, *, since: datetime, cursor: str | None) -> OrdersPage:
-        """Orders modified after ``since`` (every status but trash), 100 a page, oldest id first.
+        """Orders modified at or after ``since`` (every status but trash), 100 a page, oldest id first.
 
-        Sorted by id, not by modification: an order changed during a pass keeps its place, so no
-        other order slides across a page boundary and is skipped; the cursor is the page number.
+        Sorted by id, not by modification: an order changed during a pass keeps its place (one that
+        starts to match is at worst seen twice), so none slides across a page boundary and is skipped;
+        the cursor is the page number.
         """
         page = _page_number(cursor)
+        # modified_after is exclusive and counts whole seconds: one second earlier includes ``since`` itself.
+        floor = since.astimezone(UTC).replace(tzinfo=None, microsecond=0) - timedelta(seconds=1)
         params = {
-            "modified_after": since.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+            "modified_after": floor.isoformat(timespec="seconds"),
             "dates_are_gmt": "true",
             "orderby": "id",
             "order": "asc",
