@@ -13,7 +13,7 @@ with ``app_secret`` (give it the connection's secret).
 Use::
 
     async with FakeShopify(app_secret=secret) as shop:   # shop.base_url is the api_base_url
-        order = shop.add_order()                          # a REST order object; update_order(id, **changes)
+        order = shop.add_order()                          # a REST order; update_order(id, **changes), delete_order(id)
         shop.revoke(); shop.remove_webhooks(); shop.fail(503, times=2); shop.throttle = False
         statuses = await shop.send_webhook("orders/updated", order)
         shop.requests, shop.throttled_count                # what it got, how many 429s it answered
@@ -99,6 +99,10 @@ class FakeShopify:
         bumped = max(_now(), previous + timedelta(seconds=1))
         order["updated_at"] = bumped.astimezone(self._tz()).isoformat(timespec="seconds")
         return order
+
+    def delete_order(self, order_id: int) -> dict[str, Any]:
+        """Delete the order: it leaves the list (``orders/delete`` is what tells); returns it."""
+        return self.orders.pop(order_id)
 
     def revoke(self) -> None:
         """The merchant uninstalled the app: every request now gets 401."""

@@ -6,7 +6,9 @@ with ``page``/``per_page`` (default 10, 1..100, else 400 ``rest_invalid_param``)
 default), ``status`` (``any`` default, which leaves out ``trash``), answered with ``X-WP-Total``,
 ``X-WP-TotalPages`` and a ``Link`` header; HTTP Basic with the consumer key and secret (wrong or
 revoked: 401 ``woocommerce_rest_authentication_error``); ``/wp-json/wc/v3/webhooks`` list / create
-(``topic``, ``delivery_url``, ``secret``) / delete (``force=true``; webhooks cannot be trashed).
+(``topic``, ``delivery_url``, ``secret``; on creation the unsigned activation ping ``webhook_id=<id>``
+is POSTed to the delivery URL, its statuses in ``pings``) / delete (``force=true``; webhooks cannot be
+trashed).
 Deliveries carry ``X-WC-Webhook-Source/Topic/Resource/Event/ID/Delivery-ID`` and
 ``X-WC-Webhook-Signature``, the base64 HMAC-SHA256 of the body keyed with the webhook's secret.
 
@@ -16,7 +18,7 @@ host in front of a store that does limit (429 + ``Retry-After``), counting its 4
 Use::
 
     async with FakeWooCommerce() as store:       # store.base_url is store_url and api_base_url
-        order = store.add_order()                # a REST v3 order; update_order(id, **changes)
+        order = store.add_order()                # a REST v3 order; update_order(id, **changes), delete_order(id)
         store.revoke(); store.remove_webhooks(); store.fail(503); store.throttle(10, per_seconds=1.0)
         statuses = await store.send_webhook("order.updated", order)
         store.requests, store.throttled_count
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -69,6 +72,9 @@ class FakeWooCommerce:
     webhooks: dict[int, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     throttled_count: int = 0
+    pings: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # (webhook id, status of the activation ping; 0: unreachable)
     base_url: str = ""
     webhook_secrets: dict[int, str] = field(default_factory=dict)
     _revoked: bool = False
@@ -93,6 +99,10 @@ class FakeWooCommerce:
         previous = datetime.fromisoformat(order["date_modified_gmt"]).replace(tzinfo=UTC)
         _stamp(order, "date_modified", max(_now(), previous + timedelta(seconds=1)), self.utc_offset_hours)
         return order
+
+    def delete_order(self, order_id: int) -> dict[str, Any]:
+        """Move the order to the trash (it leaves the ``any`` list; ``order.deleted`` is what tells)."""
+        return self.update_order(order_id, status="trash")
 
     def revoke(self) -> None:
         """The merchant revoked the REST API key: every request now gets 401."""
@@ -249,6 +259,9 @@ class FakeWooCommerce:
             return _error(400, "rest_missing_callback_param", f"Missing parameter(s): {', '.join(missing)}")
         if data["topic"] not in TOPICS:
             return _error(400, "woocommerce_rest_webhook_invalid_topic", "Webhook topic is required and must be valid.")
+        if urlsplit(data["delivery_url"]).scheme not in ("http", "https"):
+            message = "Webhook delivery URL must be a valid URL starting with http:// or https://."
+            return _error(400, "woocommerce_rest_webhook_invalid_delivery_url", message)
         hook_id = next(self._ids)
         self.webhook_secrets[hook_id] = str(data.get("secret") or "")
         resource, event = data["topic"].split(".", 1)
@@ -268,7 +281,19 @@ class FakeWooCommerce:
             "date_modified_gmt": stamp.replace(tzinfo=None).isoformat(),
         }
         self.webhooks[hook_id] = hook
+        await self._ping(hook)
         return web.json_response(hook, status=201)
+
+    async def _ping(self, hook: dict[str, Any]) -> None:
+        """``WC_Webhook::deliver_ping``: the unsigned form body ``webhook_id=<id>``; its answer changes nothing."""
+        timeout = aiohttp.ClientTimeout(total=5)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                form = {"Content-Type": "application/x-www-form-urlencoded"}
+                async with session.post(hook["delivery_url"], data=f"webhook_id={hook['id']}", headers=form) as resp:
+                    self.pings.append((hook["id"], resp.status))
+        except (aiohttp.ClientError, TimeoutError):
+            self.pings.append((hook["id"], 0))
 
     async def _delete_webhook(self, request: web.Request) -> web.Response:
         raw = request.match_info["id"]

@@ -245,3 +245,16 @@ def test_next_page_info_reads_the_link_header() -> None:
     assert shopify.next_page_info(link) == "xyz"
     assert shopify.next_page_info(link.split(", ")[0]) is None
     assert shopify.next_page_info(None) is None
+
+
+async def test_the_fake_deletes_webhooks_and_orders(shop: FakeShopify) -> None:
+    kept, gone = shop.add_order(), shop.add_order()
+    shop.delete_order(gone["id"])
+    async with pinned_session(allow_loopback=True) as http:
+        client = shopify.Client(settings(shop), session=http, secret=SECRET)
+        assert [o["id"] for o in await all_orders(client)] == [kept["id"]]
+        hook = await client.create_webhook(topic="orders/delete", address="http://127.0.0.1:9/h")
+        url = f"{shop.base_url}/admin/api/{shop.api_version}/webhooks/{hook.platform_id}.json"
+        async with http.delete(url, headers={"X-Shopify-Access-Token": shop.access_token}) as resp:
+            assert resp.status == 200
+        assert await client.list_webhooks() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -165,10 +166,15 @@ async def test_a_delivery_verifies_with_the_connection_secret(store: FakeWooComm
         client = woocommerce.Client(settings(store), session=http, secret=SECRET)
         await client.create_webhook(topic="order.updated", address=receiver.url("/hooks/woocommerce/con_1"))
         assert await store.send_webhook("order.updated", order) == [200]
-        (got,) = receiver.requests()
-    raw = RawRequest(body=got.body, headers={k.lower(): v for k, v in got.headers.items()})
+        ping, got = receiver.requests()
     connector = get_connector("woocommerce")
     assert connector is not None
+    # Woo activates a webhook with an unsigned ping first: the hub lets it through and ignores it.
+    ping_request = RawRequest(body=ping.body, headers={k.lower(): v for k, v in ping.headers.items()})
+    connector.verify(ping_request, SECRET)
+    assert [e.topic for e in connector.parse(ping_request)] == ["webhook.ping"]
+    assert store.pings == [(int(ping.body.split(b"=")[1]), 200)]
+    raw = RawRequest(body=got.body, headers={k.lower(): v for k, v in got.headers.items()})
     connector.verify(raw, SECRET)
     with pytest.raises(SignatureError):
         connector.verify(raw, "another secret")
@@ -226,3 +232,17 @@ def test_credentials_and_origin() -> None:
     assert not woocommerce.has_credentials({"store_url": "https://shop.example"})
     assert woocommerce.api_origin(complete) == "https://shop.example"
     assert woocommerce.api_origin({**complete, "api_base_url": "http://127.0.0.1:8081"}) == "http://127.0.0.1:8081"
+
+
+async def test_the_fake_deletes_webhooks_only_with_force(store: FakeWooCommerce) -> None:
+    async with pinned_session(allow_loopback=True) as http:
+        client = woocommerce.Client(settings(store), session=http, secret=SECRET)
+        hook = await client.create_webhook(topic="order.created", address="http://127.0.0.1:9/h")
+        url = f"{store.base_url}/wp-json/wc/v3/webhooks/{hook.platform_id}"
+        pair = f"{store.consumer_key}:{store.consumer_secret}".encode()
+        auth = {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+        async with http.delete(url, headers=auth) as resp:
+            assert resp.status == 501
+        async with http.delete(url, params={"force": "true"}, headers=auth) as resp:
+            assert resp.status == 200
+        assert await client.list_webhooks() == []
