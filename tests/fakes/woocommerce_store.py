@@ -42,23 +42,14 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.shopify_store import Recorded
+
 CONSUMER_KEY = "ck_" + "1" * 40
 CONSUMER_SECRET = "cs_" + "2" * 40
 STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed", "trash")
 TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"})
 ORDERBY = ("date", "id", "include", "title", "slug", "modified")
 _SORT_KEYS = {"date": "date_created_gmt", "modified": "date_modified_gmt", "id": "id", "include": "id"}
-
-
-@dataclass
-class Recorded:
-    """One API request the fake got, and its answer's status."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int
-    at: float
 
 
 @dataclass
@@ -309,6 +300,7 @@ class FakeWooCommerce:
 def make_order(order_id: int, *, utc_offset_hours: int = 0, **fields: Any) -> dict[str, Any]:
     """A REST v3 order as the docs show it (processing, one line, flat-rate shipping), ``fields`` on top."""
     at = fields.pop("created_at", None) or _now()
+    address = {"first_name": "Huda", "last_name": "Saleh", "address_1": "Olaya St 5", "city": "Riyadh", "country": "SA"}
     order: dict[str, Any] = {
         "id": order_id,
         "parent_id": 0,
@@ -322,22 +314,8 @@ def make_order(order_id: int, *, utc_offset_hours: int = 0, **fields: Any) -> di
         "total": "39.00",
         "total_tax": "0.00",
         "customer_note": "",
-        "billing": {
-            "first_name": "Huda",
-            "last_name": "Saleh",
-            "address_1": "Olaya St 5",
-            "city": "Riyadh",
-            "country": "SA",
-            "email": f"huda{order_id}@example.com",
-            "phone": "0551234567",
-        },
-        "shipping": {
-            "first_name": "Huda",
-            "last_name": "Saleh",
-            "address_1": "Olaya St 5",
-            "city": "Riyadh",
-            "country": "SA",
-        },
+        "billing": {**address, "email": f"huda{order_id}@example.com", "phone": "0551234567"},
+        "shipping": address,
         "payment_method": "bacs",
         "payment_method_title": "Direct bank transfer",
         "date_paid": None,
