@@ -14,7 +14,7 @@ Use::
 
     async with FakeShopify(app_secret=secret) as shop:   # shop.base_url is the api_base_url
         order = shop.add_order()                          # a REST order; update_order(id, **changes), delete_order(id)
-        shop.revoke(); shop.remove_webhooks(); shop.fail(503, times=2); shop.throttle = False
+        shop.revoke(); shop.remove_webhooks(); shop.fail(503, times=2); shop.use_calls(38); shop.throttle = False
         statuses = await shop.send_webhook("orders/updated", order)
         shop.requests, shop.throttled_count                # what it got, how many 429s it answered
 
@@ -103,6 +103,11 @@ class FakeShopify:
     def delete_order(self, order_id: int) -> dict[str, Any]:
         """Delete the order: it leaves the list (``orders/delete`` is what tells); returns it."""
         return self.orders.pop(order_id)
+
+    def use_calls(self, count: int) -> None:
+        """Another caller of the same app just made ``count`` requests: they sit in the shared bucket."""
+        self._level = min(float(self.bucket_size), self._level + count)
+        self._leaked_at = time.monotonic()
 
     def revoke(self) -> None:
         """The merchant uninstalled the app: every request now gets 401."""

@@ -88,11 +88,11 @@ async def test_since_is_compared_with_the_gmt_modification_time(store: FakeWooCo
 
 async def test_a_throttling_host_is_waited_for_not_hammered(store: FakeWooCommerce) -> None:
     store.add_order()
-    store.throttle(8, per_seconds=1.0)
+    store.throttle(3, per_seconds=1.0)
     async with pinned_session(allow_loopback=True) as http:
         client = woocommerce.Client(settings(store), session=http, secret=SECRET)
         done, retry_afters = 0, set()
-        while done < 20:
+        while done < 8:
             try:
                 await client.fetch_orders(since=EPOCH, cursor=None)
                 done += 1
