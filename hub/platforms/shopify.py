@@ -79,6 +79,9 @@ def settings_errors(settings: Mapping[str, Any]) -> dict[str, str]:
         errors["shop_domain"] = "required with access_token"
     elif not isinstance(shop, str) or not _SHOP.fullmatch(shop.strip().lower()):
         errors["shop_domain"] = "expected the shop's host name, e.g. my-shop.myshopify.com"
+    elif base is None and not shop.strip().lower().endswith(".myshopify.com"):
+        # The Admin API answers on the myshopify.com host; a custom domain only redirects there.
+        errors["shop_domain"] = "expected the shop's myshopify.com host name (not its custom domain)"
     if version is not None and (not isinstance(version, str) or not _VERSION.fullmatch(version)):
         errors["api_version"] = "expected a Shopify API version such as 2026-10 (YYYY-01/04/07/10)"
     return errors

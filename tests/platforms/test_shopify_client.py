@@ -226,6 +226,8 @@ async def test_normalize_reads_an_api_order(shop: FakeShopify) -> None:
         ({"shop_domain": "acme.myshopify.com", "access_token": ""}, {"access_token": "non-empty"}),
         ({"shop_domain": "https://acme.myshopify.com/admin", "access_token": "t"}, {"shop_domain": "host name"}),
         ({"shop_domain": "acme.myshopify.com", "access_token": "t", "api_version": "v2"}, {"api_version": "YYYY"}),
+        ({"shop_domain": "shop.acme.example", "access_token": "t"}, {"shop_domain": "custom domain"}),
+        ({"shop_domain": "shop.acme.example", "access_token": "t", "api_base_url": "http://127.0.0.1:8080"}, {}),
         ({"shop_domain": "acme.myshopify.com", "api_version": "2026-07"}, {"access_token": "required"}),
         ({"api_base_url": "http://127.0.0.1:8080"}, {}),
         ({"api_base_url": "https://proxy.example/shopify"}, {"api_base_url": "origin only"}),
