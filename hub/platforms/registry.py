@@ -12,10 +12,10 @@ from typing import Any
 
 import aiohttp
 
-from hub.platforms import chat_agent
+from hub.platforms import chat_agent, shopify, woocommerce
 from hub.platforms.pull import PlatformClient, Sleep
 
-MODULES: dict[str, ModuleType] = {m.SOURCE: m for m in (chat_agent,)}
+MODULES: dict[str, ModuleType] = {m.SOURCE: m for m in (chat_agent, shopify, woocommerce)}
 
 
 def module_for(source: str) -> ModuleType | None:
