@@ -149,7 +149,6 @@ class Client:
         self._fetched_at[str(data.get("id"))] = datetime.now(UTC)
         return data
 
-
     async def _details_answer(self, order_id: str) -> Any:
         # A page costs one request per order: a 429 midway is waited out here (Retry-After) rather
         # than raised, or a page larger than the platform's window could never complete.
@@ -183,14 +182,13 @@ def _pagination(answer: dict[str, Any], page: int) -> tuple[int, int, int | None
     node = answer.get("pagination")
     if not isinstance(node, dict):
         return page, page, None
-    current, last, total = node.get("currentPage"), node.get("totalPages"), node.get("total")
-    current = current if _is_count(current) and current >= 1 else page
-    last = last if _is_count(last) else current
-    return current, last, total if _is_count(total) else None
+    current = _count(node.get("currentPage")) or page
+    last = _count(node.get("totalPages"))
+    return current, current if last is None else last, _count(node.get("total"))
 
 
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _older_than(order: dict[str, Any], since: datetime) -> bool:

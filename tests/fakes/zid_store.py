@@ -23,6 +23,7 @@ object and no signature, to the ``target_url`` exactly as registered (its ``?tok
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -217,7 +218,9 @@ class FakeZid:
         chunk = matching[(page - 1) * per_page : page * per_page]
         if query.get("payload_type") != "default":  # the "simple" payload has no products
             chunk = [{k: v for k, v in o.items() if k != "products"} for o in chunk]
-        return web.json_response({"status": "object", "orders": chunk, "total_order_count": len(matching), "page": page})
+        return web.json_response(
+            {"status": "object", "orders": chunk, "total_order_count": len(matching), "page": page}
+        )
 
     async def _list_webhooks(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "object", "webhooks": list(self.webhooks.values())})
@@ -252,12 +255,9 @@ def _parse(stamp: str) -> datetime:
 def _filter_time(value: str | None) -> datetime | None:
     if not value:
         return None
-    for pattern in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
-        try:
-            parsed = datetime.strptime(value, pattern)
-        except ValueError:
-            continue
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    for pattern in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d%z"):
+        with contextlib.suppress(ValueError):  # Zid's plain forms are UTC: "+0000" makes them aware
+            return datetime.strptime(value if "T" in value else value + "+0000", pattern)  # noqa: DTZ007
     return None
 
 

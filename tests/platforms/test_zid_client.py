@@ -31,7 +31,11 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def client_for(store: FakeZid, session: aiohttp.ClientSession) -> zid.Client:
-    settings = {"authorization": store.authorization, "manager_token": store.manager_token, "api_base_url": store.origin}
+    settings = {
+        "authorization": store.authorization,
+        "manager_token": store.manager_token,
+        "api_base_url": store.origin,
+    }
     return zid.Client(settings, session=session, secret=TOKEN)
 
 
