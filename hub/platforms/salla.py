@@ -8,7 +8,8 @@ Settings: ``{"access_token"}`` (``Authorization: Bearer …``), optional ``api_b
   (no amounts, items without prices), so every order is read through ``GET /orders/{id}``. Salla
   documents no "updated since" filter (``from_date`` is the creation date) and no sort order, so
   every page is read and an order whose ``updated_at`` (when the answer has one) is older than
-  ``since`` is skipped before its details are fetched.
+  ``since`` is skipped before its details are fetched. Each order returned carries
+  ``_hub_fetched_at`` (when it was read): the version clock of an order without ``updated_at``.
 - Webhooks: ``GET /webhooks``, ``POST /webhooks/subscribe`` (``{name, event, url, version: 2,
   secret}``: the connection's secret signs ``X-Salla-Signature``), ``DELETE /webhooks/unsubscribe?id=``.
 - Limits: ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` (epoch seconds) on every answer, 429 with
@@ -42,6 +43,7 @@ PER_PAGE = 60  # Salla's documented maximum for per_page
 TOPICS = ("order.created", "order.updated", "order.status.updated", "order.cancelled", "order.refunded")
 WEBHOOK_VERSION = 2
 DETAIL_TRIES = 5  # per order details request, 429s included
+FETCHED_AT = "_hub_fetched_at"  # added to each order read: when the client read it (ISO 8601, UTC)
 
 
 def settings_errors(settings: Mapping[str, Any]) -> dict[str, str]:
@@ -82,8 +84,6 @@ class Client:
         self._api = RestJson(session, origin=api_origin(settings) + PREFIX, headers=headers, sleep=sleep)
         self._secret = secret
         self._sleep = sleep
-        # When each order was read: Salla's order object has no updated_at to version it by.
-        self._fetched_at: dict[str, datetime] = {}
 
     async def fetch_orders(self, *, since: datetime, cursor: str | None) -> OrdersPage:
         """Page ``cursor`` (a page number) of the order list, each order read in full."""
@@ -133,8 +133,7 @@ class Client:
 
     def normalize(self, order: Mapping[str, Any]) -> NormalizedOrder:
         """The order in the unified model (``connectors.salla.normalize_order``)."""
-        fetched_at = self._fetched_at.get(str(order.get("id")))
-        return connector.normalize_order(dict(order), fetched_at=fetched_at)
+        return connector.normalize_order(dict(order), fetched_at=_fetched_at(order))
 
     async def _details(self, summary: dict[str, Any]) -> dict[str, Any] | None:
         order_id = summary.get("id")
@@ -146,8 +145,9 @@ class Client:
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, dict):
             raise PermanentRemoteError(f"GET /orders/{order_id}: the answer has no 'data' object")
-        self._fetched_at[str(data.get("id"))] = datetime.now(UTC)
-        return data
+        # Salla's order has no updated_at to version it by: the moment it was read travels with it,
+        # so whoever normalizes it later (another job, a replay) dates it the same way.
+        return {**data, FETCHED_AT: datetime.now(UTC).isoformat()}
 
     async def _details_answer(self, order_id: str) -> Any:
         # A page costs one request per order: a 429 midway is waited out here (Retry-After) rather
@@ -189,6 +189,17 @@ def _pagination(answer: dict[str, Any], page: int) -> tuple[int, int, int | None
 
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _fetched_at(order: Mapping[str, Any]) -> datetime | None:
+    value = order.get(FETCHED_AT)
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _older_than(order: dict[str, Any], since: datetime) -> bool:

@@ -181,6 +181,16 @@ async def test_normalize_reads_an_api_order(session: aiohttp.ClientSession) -> N
         assert normalized.customer_phone == "+966501234567"
 
 
+async def test_an_order_without_updated_at_is_dated_by_its_reading(session: aiohttp.ClientSession) -> None:
+    async with FakeSalla() as store:
+        order_id = store.add_order()["id"]
+        del store.orders[order_id]["updated_at"]  # Salla's documented order object has none
+        before = datetime.now(UTC)
+        [order] = await pull_all(client_for(store, session), since=datetime.now(UTC) - timedelta(days=1))
+        normalized = salla.Client({}, session=session, secret=SECRET).normalize(order)  # any client instance
+        assert before <= normalized.source_updated_at <= datetime.now(UTC)
+
+
 @pytest.mark.parametrize(
     ("settings", "errors"),
     [
