@@ -159,8 +159,11 @@ class FakeSalla:
         order["updated_at"] = salla_date(max(datetime.now(UTC), previous + timedelta(milliseconds=1)))
         return order
 
-    def throttle(self, *, limit: int, window: float, budget_headers: bool = True) -> None:
-        """Allow ``limit`` requests per ``window`` seconds; ``budget_headers=False`` hides X-RateLimit-*."""
+    def throttle(self, *, limit: int = 60, window: float = 60.0, budget_headers: bool = True) -> None:
+        """Allow ``limit`` requests per ``window`` s (default: Salla's smallest plan, 60 a minute).
+
+        ``budget_headers=False`` hides X-RateLimit-* (to test a client that only has 429s to go by).
+        """
         self.limit, self.window, self.budget_headers = limit, window, budget_headers
         self._window_start, self._used = time.time(), 0
 

@@ -121,8 +121,8 @@ class FakeZid:
         order["updated_at"] = max(datetime.now(UTC), previous + timedelta(seconds=1)).strftime(STAMP)
         return order
 
-    def throttle(self, *, limit: int, window: float) -> None:
-        """Allow ``limit`` requests per ``window`` seconds; 429 with ``Retry-After`` past them."""
+    def throttle(self, *, limit: int = 60, window: float = 60.0) -> None:
+        """Allow ``limit`` requests per ``window`` s (default: Zid's bucket of 60); 429 + ``Retry-After`` past it."""
         self.limit, self.window = limit, window
         self._window_start, self._used = time.time(), 0
 
