@@ -86,19 +86,26 @@ class Client:
         self._sleep = sleep
 
     async def fetch_orders(self, *, since: datetime, cursor: str | None) -> OrdersPage:
-        """Page ``cursor`` (a page number) of the order list, each order read in full."""
+        """From page ``cursor`` (a page number) on, the next orders changed since ``since``, read in full.
+
+        Pages whose orders are all older than ``since`` are read through rather than answered empty:
+        an empty page would end the caller's paging although later pages may hold changed orders.
+        """
         page = _page_number(cursor)
-        answer = await self._api.request("GET", "/orders", params={"page": str(page), "per_page": str(PER_PAGE)})
-        summaries = _data_list(answer, "GET /orders")
-        orders = []
-        for summary in summaries:
-            if _older_than(summary, since):
-                continue
-            order = await self._details(summary)
-            if order is not None and not _older_than(order, since):
-                orders.append(order)
-        current, last, total = _pagination(answer, page)
-        return OrdersPage(orders=orders, next_cursor=str(current + 1) if current < last else None, total=total)
+        while True:
+            params = {"page": str(page), "per_page": str(PER_PAGE)}
+            answer = await self._api.request("GET", "/orders", params=params)
+            orders = []
+            for summary in _data_list(answer, "GET /orders"):
+                if _older_than(summary, since):
+                    continue
+                order = await self._details(summary)
+                if order is not None and not _older_than(order, since):
+                    orders.append(order)
+            current, last, total = _pagination(answer, page)
+            if orders or current >= last:
+                return OrdersPage(orders=orders, next_cursor=str(current + 1) if current < last else None, total=total)
+            page = current + 1
 
     async def list_webhooks(self) -> list[RemoteWebhook]:
         """Every webhook the app holds on the store (all pages of ``GET /webhooks``)."""

@@ -79,6 +79,18 @@ async def test_since_skips_orders_not_updated_since(session: aiohttp.ClientSessi
         assert sorted(o["id"] for o in orders) == sorted([fresh, stale[0]])
 
 
+async def test_a_page_with_nothing_changed_is_read_through_not_answered_empty(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeSalla() as store:
+        old = datetime.now(UTC) - timedelta(days=10)
+        ids = [store.add_order(at=old)["id"] for _ in range(150)]
+        store.update_order(ids[0], status="completed")  # the oldest order, on the last page
+        page = await client_for(store, session).fetch_orders(since=datetime.now(UTC) - timedelta(days=1), cursor=None)
+        assert [o["id"] for o in page.orders] == [ids[0]]
+        assert page.next_cursor is None
+
+
 async def test_budget_headers_slow_the_client_before_any_429(session: aiohttp.ClientSession) -> None:
     async with FakeSalla() as store:
         for _ in range(8):
