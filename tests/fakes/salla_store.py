@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 TOKEN = "salla_fake_access_token"
 MAX_PER_PAGE = 60
@@ -225,7 +226,7 @@ class FakeSalla:
             await self._runner.cleanup()
 
     @web.middleware
-    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await self._checked(request, handler)
         self.requests.append(
             Recorded(request.method, request.path, dict(request.query), request.headers.get("Authorization"), 0)
@@ -233,7 +234,7 @@ class FakeSalla:
         self.requests[-1].status = response.status
         return response
 
-    async def _checked(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _checked(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         now = time.time()
         if now - self._window_start >= self.window:
             self._window_start, self._used = now, 0

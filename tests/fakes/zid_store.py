@@ -36,6 +36,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 AUTHORIZATION = "zid_fake_partner_authorization"
 MANAGER_TOKEN = "zid_fake_manager_token"
@@ -172,7 +173,7 @@ class FakeZid:
             await self._runner.cleanup()
 
     @web.middleware
-    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await self._checked(request, handler)
         self.requests.append(
             Recorded(
@@ -181,7 +182,7 @@ class FakeZid:
         )
         return response
 
-    async def _checked(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _checked(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         now = time.time()
         if now - self._window_start >= self.window:
             self._window_start, self._used = now, 0
