@@ -12,9 +12,10 @@ Usage::
         await store.send_webhook("order.updated", order)       # signed POST to the subscribed url
         store.requests                            # [Recorded(method, path, query, authorization, status)]
 
-Routes under ``/admin/v2`` (as documented): ``GET /orders`` (``page``, ``per_page`` ≤ 60, newest
-first, summaries: no amounts, item names and quantities only; ``pagination {count, total, perPage,
-currentPage, totalPages, links}``), ``GET /orders/{id}`` (the full order), ``GET /webhooks``,
+Routes under ``/admin/v2`` (as documented): ``GET /orders`` (``page``, ``per_page`` ≤ 60,
+``from_date``/``to_date`` on the creation date, newest first, summaries: no amounts, item names
+and quantities only; ``pagination {count, total, perPage, currentPage, totalPages, links}``),
+``GET /orders/{id}`` (the full order), ``GET /webhooks``,
 ``POST /webhooks/subscribe`` (same url and event update the existing one), ``DELETE
 /webhooks/unsubscribe?id=|url=``. Every answer carries ``X-RateLimit-Limit/-Remaining/-Reset``
 (epoch seconds); past the budget: 429 with ``Retry-After``. Errors: ``{"status", "success": false,
@@ -263,7 +264,14 @@ class FakeSalla:
     async def _list_orders(self, request: web.Request) -> web.Response:
         page = max(1, int(request.query.get("page", "1")))
         per_page = min(int(request.query.get("per_page", "15")), MAX_PER_PAGE)
-        newest_first = sorted(self.orders.values(), key=lambda o: o["id"], reverse=True)
+        # from_date / to_date (yyyy-mm-dd) filter on the creation date, in store time, as documented
+        lower, upper = request.query.get("from_date"), request.query.get("to_date")
+        matching = [
+            o
+            for o in self.orders.values()
+            if (not lower or o["date"]["date"][:10] >= lower) and (not upper or o["date"]["date"][:10] <= upper)
+        ]
+        newest_first = sorted(matching, key=lambda o: o["id"], reverse=True)
         chunk = newest_first[(page - 1) * per_page : page * per_page]
         pages = max(1, math.ceil(len(newest_first) / per_page))
         pagination = {
