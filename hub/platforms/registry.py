@@ -12,10 +12,10 @@ from typing import Any
 
 import aiohttp
 
-from hub.platforms import chat_agent, shopify, woocommerce
+from hub.platforms import chat_agent, salla, shopify, woocommerce, zid
 from hub.platforms.pull import PlatformClient, Sleep
 
-MODULES: dict[str, ModuleType] = {m.SOURCE: m for m in (chat_agent, shopify, woocommerce)}
+MODULES: dict[str, ModuleType] = {m.SOURCE: m for m in (chat_agent, salla, shopify, woocommerce, zid)}
 
 
 def module_for(source: str) -> ModuleType | None:

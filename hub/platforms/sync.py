@@ -218,7 +218,7 @@ async def _pull(
         run.pages += 1
         if report is not None:
             report(run)
-        if page.next_cursor is None or not page.orders:
+        if page.next_cursor is None:  # an empty page with a cursor (filtered out by the client) goes on
             return delivery_ids
         cursor = page.next_cursor
     log.warning("platform_sync_page_limit", connection_id=target.id, max_pages=MAX_PAGES)
