@@ -22,7 +22,6 @@ from hub.delivery.outbox import wake_deliveries
 from hub.platforms import sync
 from hub.platforms.chat_client import pinned_session
 from hub.platforms.chat_remote import SyncError, SyncNotPossible
-from hub.settings import Settings
 from workers.context import WorkerContext, deps
 
 log = structlog.get_logger("hub.platform_sync")
@@ -44,22 +43,13 @@ RETURNING id
 """
 
 
-def options_from(settings: Settings) -> sync.SyncOptions:
-    """The engine's knobs from the hub's settings."""
-    return sync.SyncOptions(
-        public_url=settings.public_url.rstrip("/") if settings.public_url else None,
-        interval_seconds=settings.reconcile_interval_seconds,
-        overlap_seconds=settings.reconcile_overlap_seconds,
-    )
-
-
 async def sync_connection(
     ctx: dict[str, Any], connection_id: str, since: str | None = None, what: str = "sync"
 ) -> dict[str, Any]:
     """Subscribe and pull one connection (``what="subscribe"``: subscribe only); returns a summary."""
     hub = deps(ctx)
     loopback, private = hub.settings.webhook_allow_loopback, hub.settings.webhook_allow_private
-    options = options_from(hub.settings)
+    options = sync.options_from(hub.settings)
     start = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
     try:
         async with pinned_session(allow_loopback=loopback, allow_private=private) as http:

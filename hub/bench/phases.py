@@ -223,7 +223,7 @@ async def delivery(run: Run) -> None:
 
 
 #: ``cpu_per_order_ms`` measured at commit 4d2a19a by this same method (docs/benchmarks.md).
-CPU_PER_ORDER_AT_4D2A19A = 9.0
+CPU_PER_ORDER_AT_4D2A19A = 5.1
 
 
 async def postgres_cpu(run: Run) -> float:

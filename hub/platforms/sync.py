@@ -33,6 +33,7 @@ from hub.platforms import registry, subscriptions, sync_state
 from hub.platforms.chat_remote import AuthRevoked, RetryPolicy, SyncError, SyncNotPossible, TransientRemoteError
 from hub.platforms.pull import OrdersPage, PlatformClient, Sleep
 from hub.platforms.targets import Target, load_target
+from hub.settings import Settings
 
 log = structlog.get_logger("hub.platform_sync")
 
@@ -71,6 +72,15 @@ class SyncOptions:
 
 
 Progress = Callable[[SyncRun], None]
+
+
+def options_from(settings: Settings) -> SyncOptions:
+    """The engine's knobs from the hub's settings."""
+    return SyncOptions(
+        public_url=settings.public_url.rstrip("/") if settings.public_url else None,
+        interval_seconds=settings.reconcile_interval_seconds,
+        overlap_seconds=settings.reconcile_overlap_seconds,
+    )
 
 
 def lock_key(connection_id: str) -> int:

@@ -30,6 +30,11 @@ def upgrade() -> None:
         sa.Column("subscriptions", postgresql.JSONB(), nullable=False, server_default=sa.text("'[]'::jsonb")),
     )
     op.add_column("connections", sa.Column("sync_next_at", sa.DateTime(timezone=True), nullable=True))
+    # chat-agent connections with pull settings were pulled by their own cron before: now by the engine
+    op.execute(
+        "UPDATE connections SET pull = true WHERE source = 'chat_agent' AND deleted_at IS NULL "
+        "AND settings ? 'base_url' AND settings ? 'api_key'"
+    )
     op.create_index(
         "ix_connections_sync_due",
         "connections",
