@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.api._query import list_meta, page_of
+from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.db import session_scope
 from hub.keys import SESSIONS, SETTINGS
@@ -51,10 +51,8 @@ async def list_connections(request: web.Request) -> web.Response:
             source=request.query.get("source") or None,
         )
     base = public_base_url(request)
-    return ok(
-        [svc.connection_out(c, base_url=base) for c in rows],
-        meta=list_meta(page, total),
-        message="Connections retrieved successfully.",
+    return listed(
+        [svc.connection_out(c, base_url=base) for c in rows], page, total, message="Connections retrieved successfully."
     )
 
 
