@@ -64,7 +64,14 @@ async def _send(client: Client, db: asyncpg.Connection, conn_id: str, event: dic
     async def done() -> Any:
         return await db.fetchrow("SELECT * FROM inbound_events WHERE id = $1 AND status <> 'received'", event_id)
 
-    return await eventually(done)
+    stored: asyncpg.Record = await eventually(done)
+    return stored
+
+
+async def _the_order(db: asyncpg.Connection) -> asyncpg.Record:
+    order = await db.fetchrow("SELECT * FROM orders")
+    assert order is not None
+    return order
 
 
 def _now(offset: str = "") -> str:
@@ -105,7 +112,7 @@ async def test_every_stored_change_of_an_ingested_order_adds_one_to_its_version(
     shipped = _event(updated_at="2024-03-10 12:00:00", status={"slug": "shipped", "name": "shipped"})
     await _send(client, db, conn_id, shipped)
     stale = await _send(client, db, conn_id, _event(updated_at="2024-03-10 11:30:00"))
-    order = await db.fetchrow("SELECT * FROM orders")
+    order = await _the_order(db)
     assert order["version"] == 2  # created, shipped; the older restatement changed nothing
     assert stale["status"] == "processed"
     assert stale["error"] == ("skipped: stale (event clock 2024-03-10T11:30:00Z, order clock 2024-03-10T12:00:00Z)")
@@ -123,7 +130,7 @@ async def test_a_source_clock_from_the_future_cannot_freeze_the_order(
     conn_id = await _connection(db)
     first = await _send(client, db, conn_id, _event(updated_at="9999-12-30 00:00:00"))
     assert first["status"] == "processed"
-    order = await db.fetchrow("SELECT * FROM orders")
+    order = await _the_order(db)
     assert order["source_updated_at"] < datetime(9999, 1, 1, tzinfo=UTC)
     assert [a["code"] for a in order["anomalies"]] == ["source_clock_capped"]
     cancel = _event(updated_at=_now(), status={"slug": "canceled", "name": "canceled"})
