@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
 from hub import queue
-from hub.api._query import list_meta, page_of
+from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.db import session_scope
 from hub.delivery.targets import TargetPolicy, check_url
@@ -155,10 +155,8 @@ async def list_connections(request: web.Request) -> web.Response:
             source=request.query.get("source") or None,
         )
     base = public_base_url(request)
-    return ok(
-        [svc.connection_out(c, base_url=base) for c in rows],
-        meta=list_meta(page, total),
-        message="Connections retrieved successfully.",
+    return listed(
+        [svc.connection_out(c, base_url=base) for c in rows], page, total, message="Connections retrieved successfully."
     )
 
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from hub import queue
-from hub.api._query import list_meta, page_of
+from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.db import session_scope
 from hub.ingest import events as svc
@@ -40,7 +40,7 @@ async def list_events(request: web.Request) -> web.Response:
             offset=page.offset,
             limit=page.per_page,
         )
-    return ok([svc.event_summary(e) for e in rows], meta=list_meta(page, total), message="Inbound events retrieved.")
+    return listed([svc.event_summary(e) for e in rows], page, total, message="Inbound events retrieved.")
 
 
 @router.route(

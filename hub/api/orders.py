@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from hub.api._query import page_of
+from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.db import Conn
 from hub.delivery.outbox import wake_deliveries
@@ -135,14 +135,14 @@ async def list_orders(request: web.Request) -> web.Response:
             exact_count=query.count == "exact",
             phone_region=_region(request),
         )
-    meta = {
-        "current_page": page.page,
-        "per_page": page.per_page,
-        "total": result.total,
-        "has_next": result.has_next,
-        "total_exact": result.total_exact,
-    }
-    return ok(result.orders, meta=meta, message="Orders retrieved successfully.")
+    return listed(
+        result.orders,
+        page,
+        result.total,
+        has_next=result.has_next,
+        meta={"total_exact": result.total_exact},
+        message="Orders retrieved successfully.",
+    )
 
 
 @router.route(

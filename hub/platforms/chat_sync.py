@@ -40,6 +40,7 @@ from hub import ssrf
 from hub.db import Conn
 from hub.delivery.outbox import wake_deliveries
 from hub.ids import new_id
+from hub.orders.rules import refusal
 from hub.orders.upsert import UpsertResult, upsert_orders
 from hub.platforms.chat_remote import (
     OrdersRemote,
@@ -237,9 +238,15 @@ async def _store_page(
     unreadable: list[tuple[dict[str, Any], str]] = []
     for order in orders:
         try:
-            normalized.append(normalize_order(order))
+            found = normalize_order(order)
         except ConnectorError as exc:
             unreadable.append((order, str(exc) or type(exc).__name__))
+            continue
+        why = refusal(found)  # the API's safety rules hold for pulled orders too (as for webhooks)
+        if why is None:
+            normalized.append(found)
+        else:
+            unreadable.append((order, why))
     async with conn.transaction():
         result = await upsert_orders(
             conn, organization_id=target.organization_id, orders=normalized, default_currency=target.default_currency

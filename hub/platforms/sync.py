@@ -28,6 +28,7 @@ import structlog
 from connectors.base import ConnectorError, NormalizedOrder
 from hub.db import Conn
 from hub.ids import new_id
+from hub.orders.rules import refusal
 from hub.orders.upsert import upsert_orders
 from hub.platforms import registry, subscriptions, sync_state
 from hub.platforms.chat_remote import AuthRevoked, RetryPolicy, SyncError, SyncNotPossible, TransientRemoteError
@@ -67,6 +68,7 @@ class SyncOptions:
     public_url: str | None = None
     interval_seconds: float = 600.0
     overlap_seconds: float = 300.0
+    clock_skew_seconds: float = 300.0
     policy: RetryPolicy = PLATFORM_RETRY
     sleep: Sleep = asyncio.sleep
 
@@ -80,6 +82,7 @@ def options_from(settings: Settings) -> SyncOptions:
         public_url=settings.public_url.rstrip("/") if settings.public_url else None,
         interval_seconds=settings.reconcile_interval_seconds,
         overlap_seconds=settings.reconcile_overlap_seconds,
+        clock_skew_seconds=settings.source_clock_skew_seconds,
     )
 
 
@@ -224,7 +227,7 @@ async def _pull(
     for _ in range(MAX_PAGES):
         page = await _fetch(client, run, cursor, options)
         run.total = page.total if page.total is not None else run.total
-        delivery_ids += await _store_page(conn, target, client, page.orders, run)
+        delivery_ids += await _store_page(conn, target, client, page.orders, run, options.clock_skew_seconds)
         run.pages += 1
         if report is not None:
             report(run)
@@ -236,20 +239,30 @@ async def _pull(
 
 
 async def _store_page(
-    conn: Conn, target: Target, client: PlatformClient, orders: list[dict[str, Any]], run: SyncRun
+    conn: Conn, target: Target, client: PlatformClient, orders: list[dict[str, Any]], run: SyncRun, skew: float
 ) -> list[str]:
     normalized: list[NormalizedOrder] = []
     unreadable: list[tuple[dict[str, Any], str]] = []
     for order in orders:
         try:
-            normalized.append(client.normalize(order))
+            found = client.normalize(order)
         except ConnectorError as exc:
             unreadable.append((order, str(exc) or type(exc).__name__))
         except (TypeError, ValueError, KeyError, AttributeError) as exc:  # an answer its docs do not describe
             unreadable.append((order if isinstance(order, dict) else {"value": order}, f"unreadable order: {exc!r}"))
+            continue
+        why = refusal(found)  # the API's safety rules hold for pulled orders, as for webhooks
+        if why is None:
+            normalized.append(found)
+        else:
+            unreadable.append((order, why))
     async with conn.transaction():
         result = await upsert_orders(
-            conn, organization_id=target.organization_id, orders=normalized, default_currency=target.default_currency
+            conn,
+            organization_id=target.organization_id,
+            orders=normalized,
+            default_currency=target.default_currency,
+            clock_skew=timedelta(seconds=skew),
         )
         await _keep_unreadable(conn, target, unreadable)
         changed = max(0, len(normalized) - result.created - result.unchanged - result.stale)

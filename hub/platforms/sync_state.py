@@ -1,4 +1,4 @@
-"""A connection's pull-sync state, read and written in Postgres (the ``sync`` column, migration 0008).
+"""A connection's pull-sync state, read and written in Postgres (the ``sync`` column, migration 0009).
 
 States: ``idle`` (nothing running; the last sync, if any, succeeded), ``running``, ``failed`` (the last
 sync stopped on an error; the next reconcile tries again), ``needs_attention`` (the platform refused

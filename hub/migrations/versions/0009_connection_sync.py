@@ -4,8 +4,8 @@
 ``sync`` is its state (``hub.platforms.sync_state``), ``subscriptions`` what the hub registered at
 the platform, ``sync_next_at`` when the scheduler runs its next reconcile (indexed for that query).
 
-Revision ID: 0008_connection_sync
-Revises: 0007_lease_index
+Revision ID: 0009_connection_sync
+Revises: 0008_order_version
 """
 
 from collections.abc import Sequence
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0008_connection_sync"
-down_revision: str | None = "0007_lease_index"
+revision: str = "0009_connection_sync"
+down_revision: str | None = "0008_order_version"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
