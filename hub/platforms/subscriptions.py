@@ -16,6 +16,7 @@ import structlog
 from hub.db import Conn
 from hub.models import Connection
 from hub.platforms import sync_state
+from hub.platforms.chat_remote import AuthRevoked, RemoteError
 from hub.platforms.connections import inbound_url
 from hub.platforms.pull import PlatformClient
 from hub.platforms.targets import Target
@@ -53,15 +54,24 @@ async def ensure(conn: Conn, target: Target, client: PlatformClient, *, public_u
     existing = {w.topic: w for w in await client.list_webhooks() if _same(w.address, address)}
     had = {s.get("topic") for s in target.subscriptions if s.get("platform_id")}
     subs: list[dict[str, Any]] = []
+    failures: list[str] = []
     for topic in client.topics:
         found = existing.get(topic)
         if found is not None:
             subs.append({"topic": topic, "platform_id": found.platform_id, "status": "active"})
             continue
-        made = await client.create_webhook(topic=topic, address=address)
+        try:
+            made = await client.create_webhook(topic=topic, address=address)
+        except AuthRevoked:
+            raise
+        except RemoteError as exc:  # one topic refused (e.g. not offered to this app): the others still count
+            failures.append(f"{topic}: {exc}")
+            subs.append({"topic": topic, "platform_id": None, "status": "failed"})
+            continue
         status = "recreated" if topic in had else "created"
         if status == "recreated":
             log.warning("platform_subscription_recreated", connection_id=target.id, source=target.source, topic=topic)
         subs.append({"topic": topic, "platform_id": made.platform_id, "status": status})
-    await sync_state.set_subscriptions(conn, target.id, subs, error=None)
+    error = ("subscribing failed: " + "; ".join(failures))[:1000] if failures else None
+    await sync_state.set_subscriptions(conn, target.id, subs, error=error)
     return subs

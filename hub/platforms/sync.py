@@ -31,7 +31,14 @@ from hub.ids import new_id
 from hub.orders.rules import refusal
 from hub.orders.upsert import upsert_orders
 from hub.platforms import registry, subscriptions, sync_state
-from hub.platforms.chat_remote import AuthRevoked, RetryPolicy, SyncError, SyncNotPossible, TransientRemoteError
+from hub.platforms.chat_remote import (
+    AuthRevoked,
+    RemoteError,
+    RetryPolicy,
+    SyncError,
+    SyncNotPossible,
+    TransientRemoteError,
+)
 from hub.platforms.pull import OrdersPage, PlatformClient, Sleep
 from hub.platforms.targets import Target, load_target
 from hub.settings import Settings
@@ -177,7 +184,7 @@ async def _locked_run(
     await sync_state.mark_running(conn, target.id)
     delivery_ids: list[str] = []
     try:
-        await subscriptions.ensure(conn, target, client, public_url=options.public_url)
+        await _subscribe(conn, target, client, options)
         delivery_ids = await _pull(conn, target, client, run, options=options, report=report)
     except AuthRevoked as exc:
         await _needs_attention(conn, target, exc)
@@ -203,6 +210,17 @@ async def _locked_run(
         failed=run.failed,
     )
     return run, delivery_ids
+
+
+async def _subscribe(conn: Conn, target: Target, client: PlatformClient, options: SyncOptions) -> None:
+    """Subscriptions first; a platform refusing them (other than the credentials) never stops the pull."""
+    try:
+        await subscriptions.ensure(conn, target, client, public_url=options.public_url)
+    except AuthRevoked:
+        raise
+    except RemoteError as exc:
+        log.warning("platform_subscribe_failed", connection_id=target.id, source=target.source, error=str(exc))
+        await sync_state.set_subscriptions(conn, target.id, target.subscriptions, error=f"subscribing failed: {exc}")
 
 
 async def _fetch(client: PlatformClient, run: SyncRun, cursor: str | None, options: SyncOptions) -> OrdersPage:

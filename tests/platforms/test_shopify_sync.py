@@ -208,3 +208,40 @@ async def test_partial_or_unsafe_credentials_are_refused_at_creation(
     resp = await hub.post("/api/v1/connections", json=unsafe, headers=auth)
     assert resp.status == 422
     assert "api_base_url" in str((await resp.json())["details"])
+
+
+async def test_a_refused_subscription_never_stops_the_backfill(
+    hub: TestClient[Any, Any], auth: dict[str, str], db: asyncpg.Connection, settings: Settings
+) -> None:
+    from hub import db as hub_db
+    from hub.platforms import sync
+    from hub.platforms.chat_client import pinned_session
+
+    async with FakeShopify(app_secret=SECRET) as shop:
+        for _ in range(30):
+            shop.add_order()
+        body = {
+            "source": "shopify",
+            "name": "shop",
+            "secret": SECRET,
+            "settings": {
+                "shop_domain": shop.shop_domain,
+                "access_token": ACCESS_TOKEN,
+                "api_version": shop.api_version,
+                "api_base_url": shop.base_url,
+            },
+        }
+        conn_id = (await (await hub.post("/api/v1/connections", json=body, headers=auth)).json())["data"]["id"]
+        shop.fail(404, body=b'{"errors":"Not Found"}')  # the webhooks list answers 404 once
+        assert settings.database_url is not None
+        pool = await hub_db.create_pool(settings.database_url, max_size=2)
+        options = sync.SyncOptions(public_url="http://127.0.0.1:9", interval_seconds=600, overlap_seconds=60)
+        try:
+            async with pinned_session(allow_loopback=True) as http:
+                run, _ = await sync.run_sync(pool, connection_id=conn_id, session=http, options=options)
+        finally:
+            await pool.close()
+    assert run.created == 30
+    sync_row = await db.fetchval("SELECT sync FROM connections WHERE id = $1", conn_id)
+    assert sync_row["state"] == "idle"
+    assert "404" in sync_row["subscription_error"]
