@@ -40,6 +40,9 @@ JOBS = [
 #: How long :func:`supervise` waits before running the worker again after Redis was lost.
 RESTART_DELAY = 1.0
 
+#: arq ``ctx`` key of an event set once the start-up hook built the context (see :func:`started`).
+READY_KEY = "hub.ready"
+
 Hook = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -71,6 +74,9 @@ def _startup(settings: Settings, *, settle_heap: bool = False) -> Hook:
         hub.wakeups.start()
         if settle_heap:  # a process of its own (hub worker / hub up), not a test's worker
             heap.settle()
+        ready: asyncio.Event | None = ctx.get(READY_KEY)
+        if ready is not None:
+            ready.set()
 
     return startup
 
@@ -116,7 +122,16 @@ def create_worker(settings: Settings, *, burst: bool = False, settle_heap: bool 
         "health_check_interval": 10,
     }
     options.update(overrides)
+    options.setdefault("ctx", {})[READY_KEY] = asyncio.Event()
     return Worker(**options)
+
+
+async def started(worker: Worker) -> WorkerContext:
+    """The worker's context, once its start-up hook has built it (for a worker of :func:`create_worker`)."""
+    ready: asyncio.Event = worker.ctx[READY_KEY]
+    await ready.wait()
+    hub: WorkerContext = worker.ctx[CTX_KEY]
+    return hub
 
 
 async def supervise(worker: Worker, *, restart_delay: float = RESTART_DELAY) -> None:
