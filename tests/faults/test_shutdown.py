@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import eventually
 from tests.faults.checks import check_accepted_stored, check_orders, check_subscriber, record, wait_settled
 from tests.faults.harness import Hub, running_hub, scaled
 from tests.faults.platform import Platform, Subscriber, events_for, make_event, setup_tenant, sign
@@ -34,7 +35,11 @@ async def test_sigterm_to_a_worker_hands_back_its_jobs_and_nothing_is_stuck(hub:
         platform = Platform(hub.base_url, tenant.connection_id, tenant.secret)
         await platform.send_all(events)
         worker = next(p for p in hub.procs if p.name == "worker")
-        await asyncio.sleep(1.0)  # ingest and deliveries under way
+
+        async def delivering() -> bool:  # ingest and deliveries under way
+            return bool(subscriber.received)
+
+        await eventually(delivering, timeout=60, interval=0.01)
         in_flight = len(subscriber.received)
         sent_at = time.monotonic()
         code = await hub.signal(worker, signal.SIGTERM, wait=30)
@@ -90,10 +95,23 @@ async def _sigterm_api_mid_requests(hub: Hub, subscriber: Subscriber) -> None:
     burst = Platform(hub.base_url, tenant.connection_id, tenant.secret)
     burst.give_up_after = 0  # a refused connection after SIGTERM is not retried here
     burst_task = asyncio.create_task(burst.send_all([make_event("burst", n, 0) for n in range(scaled(3000))]))
-    await asyncio.sleep(0.2)
+
+    async def bursting() -> bool:
+        return bool(burst.log.accepted)
+
+    await eventually(bursting, timeout=30, interval=0.01)
     sent_at = time.monotonic()
     await hub.signal(hub.api, signal.SIGTERM, wait=None)
-    await asyncio.sleep(0.5)
+
+    async def stopped_listening() -> bool:  # the API's shutdown has begun: new connections are refused
+        try:
+            _, probe = await asyncio.open_connection("127.0.0.1", hub.port)
+        except OSError:
+            return True
+        probe.close()
+        return False
+
+    await eventually(stopped_listening, timeout=30, interval=0.01)
     for (_, writer), event in zip(connections, events, strict=True):
         writer.write(event.body[len(event.body) // 2 :])
         await writer.drain()
