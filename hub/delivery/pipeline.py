@@ -1,22 +1,12 @@
 """The delivery pipeline: one claim → send → record loop per worker process (run by :mod:`hub.delivery.engine`).
 
-Claims run ahead of sending: a claim leases up to :func:`prefetch` rows per endpoint for this
-process, and each endpoint's rows are sent from this process's queue through a gate of
-``webhook_endpoint_concurrency`` slots shared by all of its jobs. One claim (one statement) thus
-feeds many requests, and an endpoint is never left idle while the hub talks to Postgres. The cap
-holds across processes because only the process holding an endpoint's live leases may claim it
-(:mod:`hub.delivery.claims`). Rows an ingest batch leased as it wrote them join the queue
-without a claim (:meth:`Pipeline.queue`).
-
-A claimed row is sent only while its lease has at least the request timeout plus
-:data:`START_MARGIN` left, so a request always ends before the lease it runs under; rows not sent in
-time, rows of an endpoint disabled, deleted, re-pointed or re-keyed meanwhile (checked at least every
-:data:`STALE_CHECK_SECONDS`), and rows still queued when the loop stops are released at once, never
-sent late.
-
-Isolation between endpoints: every request has a total timeout, attempts are recorded as they
-finish, in groups (a hanging endpoint in the same batch does not hold back the others' results), and
-a hanging endpoint occupies only its own gate and the rows queued behind it.
+A claim leases up to :func:`prefetch` rows per endpoint ahead of sending; each endpoint's rows go out
+through a gate of ``webhook_endpoint_concurrency`` slots shared by the whole process, and attempts
+are recorded in groups as they finish. The cap holds across processes because only the holder of an
+endpoint's live leases may claim it (:mod:`hub.delivery.claims`). A row is sent only while its lease
+has the request timeout plus :data:`START_MARGIN` left; rows not sent in time, rows of an endpoint
+changed meanwhile, and rows queued when the loop stops are released at once, never sent late.
+Design notes: ``docs/webhooks.md``.
 """
 
 from __future__ import annotations
