@@ -16,7 +16,7 @@ from tests.conftest import eventually
 
 def _order(minute: int, status: str) -> NormalizedOrder:
     at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC) + timedelta(minutes=minute)
-    return NormalizedOrder(source="salla", external_id="race-1", source_updated_at=at, status=status)  # type: ignore[arg-type]
+    return NormalizedOrder(source="salla", external_id="race-1", source_updated_at=at, status=status)
 
 
 async def test_a_batch_waiting_on_an_order_lock_updates_the_order_the_other_batch_inserted(
@@ -41,7 +41,7 @@ async def test_a_batch_waiting_on_an_order_lock_updates_the_order_the_other_batc
             pid = second.get_server_pid()
 
             async def blocked() -> bool:  # Postgres says the second batch waits on a lock
-                kind = await db.fetchval("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid)
+                kind: str | None = await db.fetchval("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid)
                 return kind == "Lock"
 
             await eventually(blocked, interval=0.01)
