@@ -39,7 +39,7 @@ async def get_delivery(request: web.Request) -> web.Response:
     status=202,
     extra_statuses=(409,),
 )
-async def retry_delivery(request: web.Request) -> web.Response:
+async def retry(request: web.Request) -> web.Response:
     organization_id = principal(request).organization_id
     retried = await svc.retry_delivery(
         request.app[PG_POOL],
