@@ -12,7 +12,7 @@ events need no call: their insert notifies Postgres (``hub.ingest.store.NOTIFY_C
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,11 +41,13 @@ log = structlog.get_logger("hub.queue")
 
 @dataclass(frozen=True, slots=True)
 class Retried:
-    """A row put back to work: its status before, and whether a worker was woken at once."""
+    """A row put back to work: its status before, whether a worker was woken at once, the row as reset."""
 
     id: str
     previous_status: str
     enqueued: bool
+    # every column as the reset committed it (before the woken worker could change it)
+    row: dict[str, Any] = field(default_factory=dict)
 
 
 def redis_settings(url: str) -> RedisSettings:

@@ -48,6 +48,5 @@ async def retry(request: web.Request) -> web.Response:
         organization_id=organization_id,
         origin="api",
     )
-    async with session_scope(request.app[SESSIONS]) as session:
-        delivery = await svc.get_delivery(session, organization_id=organization_id, delivery_id=retried.id)
-    return ok(svc.DeliveryOut.model_validate(delivery.model_dump()), status=202, message="Delivery queued.")
+    # the row as the retry reset it: the woken worker may already be sending it
+    return ok(svc.DeliveryOut.model_validate(retried.row), status=202, message="Delivery queued.")

@@ -10,6 +10,7 @@ from hub.api._router import Router
 from hub.db import session_scope
 from hub.ingest import events as svc
 from hub.keys import PG_POOL, REDIS, SESSIONS
+from hub.models import InboundEvent
 from hub.web.middleware import principal
 from hub.web.responses import ok, parse_model
 
@@ -69,6 +70,5 @@ async def retry_event(request: web.Request) -> web.Response:
         organization_id=organization_id,
         origin="retry",
     )
-    async with session_scope(request.app[SESSIONS]) as session:
-        event = await svc.get_event(session, organization_id=organization_id, event_id=retried.id)
-    return ok(svc.event_out(event), status=202, message="Inbound event queued for processing.")
+    # the row as the retry reset it: the woken worker may already be processing it
+    return ok(svc.event_out(InboundEvent(**retried.row)), status=202, message="Inbound event queued for processing.")

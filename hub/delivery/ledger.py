@@ -214,16 +214,16 @@ async def retry_delivery(
         if not row["enabled"]:
             reason = row["disabled_reason"] or "disabled"
             raise Conflict("Endpoint is disabled: re-enable it first", details={"endpoint": reason})
-        await conn.execute(
+        reset = await conn.fetchrow(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = now(), leased_until = NULL, "
-            "completed_at = NULL, updated = now() WHERE id = $1",
+            "completed_at = NULL, updated = now() WHERE id = $1 RETURNING *",
             delivery_id,
         )
     # a fresh job id per retry: arq drops a job whose id it still holds
     job_id = f"{origin}:{delivery_id}:{int(time.time() * 1000)}"
     enqueued = await queue.wake_job(redis, queue.DELIVER_JOB, [delivery_id], job_id=job_id) if redis else False
     log.info("delivery_retried", id=delivery_id, previous=row["status"], enqueued=enqueued)
-    return Retried(id=delivery_id, previous_status=row["status"], enqueued=enqueued)
+    return Retried(id=delivery_id, previous_status=row["status"], enqueued=enqueued, row=dict(reset or {}))
 
 
 async def recover_deliveries(

@@ -157,11 +157,13 @@ async def retry_inbound_event(
         )
         if previous is None:
             raise NotFound("Inbound event not found", details={"id": event_id})
-        await conn.execute(
-            "UPDATE inbound_events SET status = 'received', error = NULL, processed_at = NULL WHERE id = $1", event_id
+        reset = await conn.fetchrow(
+            "UPDATE inbound_events SET status = 'received', error = NULL, processed_at = NULL "
+            "WHERE id = $1 RETURNING *",
+            event_id,
         )
     # a fresh job id per retry: arq drops a job whose id it still holds
     job_id = f"{origin}:{event_id}:{int(time.time() * 1000)}"
     enqueued = await queue.wake_job(redis, queue.INGEST_JOB, [event_id], job_id=job_id) if redis else False
     log.info("inbound_event_retried", id=event_id, previous=previous, enqueued=enqueued)
-    return Retried(id=event_id, previous_status=previous, enqueued=enqueued)
+    return Retried(id=event_id, previous_status=previous, enqueued=enqueued, row=dict(reset or {}))
