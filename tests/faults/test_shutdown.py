@@ -85,11 +85,15 @@ async def _sigterm_api_mid_requests(hub: Hub, subscriber: Subscriber) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
         headers = sign(tenant.secret, event.msg_id, event.body)
         head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(event.body)}\r\n"
+        head += "Expect: 100-continue\r\n"  # the server's "100 Continue" says the request is being handled
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-        writer.write(head.encode() + event.body[: len(event.body) // 2])  # headers and half the body
+        writer.write(head.encode())
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert interim.startswith(b"HTTP/1.1 100"), interim
+        writer.write(event.body[: len(event.body) // 2])  # half the body: its handler now waits for the rest
         await writer.drain()
         connections.append((reader, writer))
-    await asyncio.sleep(0.5)  # every handler has started and waits for the rest of its body
 
     # A burst of complete requests is under way too when SIGTERM lands (those after it are refused).
     burst = Platform(hub.base_url, tenant.connection_id, tenant.secret)
