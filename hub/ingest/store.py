@@ -135,7 +135,7 @@ class GroupCommitter:
         max_group: int = MAX_GROUP,
         in_flight: int = IN_FLIGHT,
     ) -> None:
-        self._pool = pool
+        self._db = pool
         self._notify = notify
         self._max_group = max_group
         self._pending: list[tuple[InboundItem, asyncio.Future[Stored]]] = []
@@ -194,7 +194,7 @@ class GroupCommitter:
         try:
             # No explicit transaction: the insert is one statement, so it commits on its own (atomic and
             # durable when it returns) and BEGIN/COMMIT would be two more round trips per group.
-            async with self._pool.acquire() as conn:
+            async with self._db.acquire() as conn:
                 results = await insert_many(conn, [item for item, _ in group], notify=self._notify)
         except Exception as exc:  # every waiter of this group gets the failure: nothing was stored
             for _, future in group:
