@@ -195,7 +195,7 @@ def data_path(*parts: str) -> Path:
 
 @contextlib.asynccontextmanager
 async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Any]:
-    """A real arq worker (our WakeWorker) in the test's event loop, stopped gracefully at the end."""
+    """A real arq worker (workers.main.create_worker) in the test's event loop, stopped gracefully at the end."""
     import asyncio
 
     from workers.main import create_worker, stop_gracefully

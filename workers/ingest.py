@@ -27,7 +27,6 @@ from connectors.base import ConnectorError, NormalizedOrder, RawRequest
 from hub import queue
 from hub.db import Conn
 from hub.delivery.claims import Leased
-from hub.delivery.outbox import wake_deliveries
 from hub.ops.metrics import BAD_PAYLOAD, record_reject
 from hub.orders.rules import refusal
 from hub.orders.upsert import DEFAULT_CLOCK_SKEW, delete_orders, is_deletion, upsert_orders
@@ -240,8 +239,8 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
                 rows = await _claim(conn, ids, limit)
                 claimed = [r["id"] for r in rows]
                 batch = await _process(conn, rows, _skew(hub)) if rows else _Batch()
-                if batch.delivery_ids and hub.lease_deliveries is not None:
-                    batch.leased = await hub.lease_deliveries(conn, batch.delivery_ids, started)
+                if batch.delivery_ids:
+                    batch.leased = await hub.deliveries.lease(conn, batch.delivery_ids, started)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
             raise  # database away: arq retries the job; the sweeper is the backstop
         except Exception:
@@ -259,22 +258,21 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
 
 
 async def _after_commit(hub: WorkerContext, batch: _Batch) -> None:
-    """Wake the sender and count unreadable payloads per source; both best effort (already committed).
+    """Hand the batch's deliveries to this process's engine and count unreadable payloads per source.
 
-    A running worker sends what it wrote itself (no Redis round trip on the way to the subscriber):
-    the rows the batch leased go straight to its pipeline, any others through a claim. Other workers
-    still find those rows if this one dies (leases expire, the sweeper looks).
+    Both best effort (already committed). The worker sends what it wrote itself, with no Redis round
+    trip on the way to the subscriber: the rows the batch leased go straight to the pipeline, any
+    others through a claim. Other workers still find those rows if this one dies (leases expire,
+    the sweeper looks).
     """
     try:
         fresh = batch.delivery_ids
-        if batch.leased is not None and hub.take_deliveries is not None:
-            hub.take_deliveries(batch.leased)
+        if batch.leased is not None:
+            hub.deliveries.take(batch.leased)
             leased = {item.id for item in batch.leased.items}
             fresh = [i for i in fresh if i not in leased]
-        if hub.local_delivery_wake is not None and fresh:
-            hub.local_delivery_wake(fresh)
-        else:
-            await wake_deliveries(hub.redis, fresh)
+        if fresh:
+            hub.deliveries.wake(fresh)
         for source in batch.bad_payload_sources:
             await record_reject(hub.redis, source, BAD_PAYLOAD)
     except Exception as exc:  # the sweeper finds the deliveries; a lost count is only a metric
@@ -292,5 +290,5 @@ async def sweep_inbound(hub: WorkerContext) -> int:
     ids = [r["id"] for r in rows]
     for start in range(0, len(ids), hub.settings.batch_size):
         chunk = ids[start : start + hub.settings.batch_size]
-        await queue.enqueue(hub.redis, "ingest_events", chunk, job_id=f"sweep:{chunk[0]}:{time.time_ns()}")
+        await queue.enqueue(hub.redis, queue.INGEST_JOB, chunk, job_id=f"sweep:{chunk[0]}:{time.time_ns()}")
     return len(ids)

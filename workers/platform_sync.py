@@ -15,10 +15,8 @@ from typing import Any
 
 import structlog
 from arq import func
-from redis.exceptions import RedisError
 
 from hub import queue
-from hub.delivery.outbox import wake_deliveries
 from hub.platforms import sync
 from hub.platforms.chat_client import pinned_session
 from hub.platforms.chat_remote import SyncError, SyncNotPossible
@@ -26,7 +24,7 @@ from workers.context import WorkerContext, deps
 
 log = structlog.get_logger("hub.platform_sync")
 
-JOB = "sync_connection"
+JOB = queue.PLATFORM_SYNC_JOB
 #: A first backfill of a large store may take long; the lock and the cursor make a cut-off one safe.
 JOB_TIMEOUT_SECONDS = 3600
 SCHEDULE_BATCH = 100
@@ -69,10 +67,7 @@ async def sync_connection(
 
 
 async def _wake(hub: WorkerContext, delivery_ids: list[str]) -> None:
-    try:
-        await wake_deliveries(hub.redis, delivery_ids)
-    except (RedisError, OSError) as exc:  # committed: the sweeper delivers them anyway
-        log.warning("platform_sync_wake_failed", error=repr(exc))
+    await queue.wake_deliveries(hub.redis, delivery_ids)  # best effort: the sweeper delivers them anyway
 
 
 async def schedule_platform_syncs(hub: WorkerContext) -> int:

@@ -24,7 +24,6 @@ from hub.web.middleware import principal
 from hub.web.responses import ok, read_model
 
 log = structlog.get_logger("hub.api")
-SYNC_JOB = "sync_connection"  # workers.platform_sync.JOB
 
 router = Router("connections")
 
@@ -75,7 +74,7 @@ async def _enqueue_sync(request: web.Request, connection_id: str, *args: str | N
     """Wake a worker for the connection's sync; without Redis the scheduler finds it due anyway."""
     try:
         job_id = f"platform-sync:{connection_id}:{time.time_ns()}"
-        await queue.enqueue(request.app[REDIS], SYNC_JOB, connection_id, *args, job_id=job_id)
+        await queue.enqueue(request.app[REDIS], queue.PLATFORM_SYNC_JOB, connection_id, *args, job_id=job_id)
     except (RedisError, OSError) as exc:
         log.warning("platform_sync_enqueue_failed", connection_id=connection_id, error=repr(exc))
 

@@ -21,11 +21,10 @@ from hub.bench.dataset import salla_headers, salla_template
 from hub.bench.infra import BenchError, Unavailable
 from hub.bench.procs import loadgen_series
 from hub.bench.report import Figure, missing
-from hub.delivery.outbox import DELIVER_JOB, NewEvent, record_events
+from hub.delivery.outbox import NewEvent, record_events
 from hub.ingest.store import InboundItem, insert_many, summarize_headers
 from hub.orders.view import order_public
 
-INGEST_JOB = "ingest_events"
 HEALTH_KEY = queue.QUEUE_NAME + ":health-check"
 
 
@@ -149,7 +148,7 @@ async def processing(run: Run) -> None:
 
     worker = run.need_worker()
     cpu, started = worker.cpu(), time.monotonic()
-    await queue.enqueue(redis, INGEST_JOB, [], job_id=f"bench:{uuid.uuid4().hex}")
+    await queue.enqueue(redis, queue.INGEST_JOB, [], job_id=f"bench:{uuid.uuid4().hex}")
     done = await poll_until(drained, within=run.plan.drain_seconds)
     elapsed, cpu = time.monotonic() - started, worker.cpu() - cpu
     rows = await pool.fetch("SELECT status, count(*) AS n FROM inbound_events GROUP BY status")
@@ -206,7 +205,7 @@ async def delivery(run: Run) -> None:
 
     worker = run.need_worker()
     cpu, started = worker.cpu(), time.monotonic()
-    await queue.enqueue(redis, DELIVER_JOB, [], job_id=f"bench:{uuid.uuid4().hex}")
+    await queue.enqueue(redis, queue.DELIVER_JOB, [], job_id=f"bench:{uuid.uuid4().hex}")
     done = await poll_until(drained, within=run.plan.drain_seconds)
     elapsed, cpu = time.monotonic() - started, worker.cpu() - cpu
     succeeded = int(await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'succeeded'"))

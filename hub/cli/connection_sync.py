@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hub import db, queue
-from hub.delivery.outbox import wake_deliveries
 from hub.platforms import sync
 from hub.platforms.chat_client import pinned_session
 from hub.settings import Settings
@@ -57,7 +56,7 @@ async def _wake(settings: Settings, delivery_ids: list[str], err: Console) -> No
     try:
         redis = await queue.connect(settings.redis_url)
         try:
-            await wake_deliveries(redis, delivery_ids)
+            await queue.wake_deliveries(redis, delivery_ids)
         finally:
             await redis.aclose()
     except (RedisError, OSError) as exc:  # committed: the sweeper sends them anyway
