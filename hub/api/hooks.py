@@ -2,7 +2,8 @@
 
 Order of work, for speed and safety: find the connection, verify the signature over the raw body
 (401 and nothing stored on failure, counted per source), then store the raw request durably (group
-commit) and answer 202 only after that commit. Parsing and normalizing happen later, in a worker,
+commit) and answer 200 only after that commit (200, not 202: Salla counts only 200/201 as delivered,
+and every platform accepts 200). Parsing and normalizing happen later, in a worker,
 so a platform is acknowledged in milliseconds and a payload we cannot read is still kept.
 """
 
@@ -45,7 +46,7 @@ def _is_form_ping(request: web.Request, body: bytes) -> bool:
     "/hooks/{source}/{connection_id}",
     summary="Receive a platform webhook (signature verified, stored, then processed by a worker)",
     response=HookAccepted,
-    status=202,
+    status=200,
     auth=None,
     extra_statuses=(401, 404, 413, 503),
 )
@@ -83,8 +84,7 @@ async def receive(request: web.Request) -> web.Response:
     )
     stored = await request.app[INBOUND].store(item)
     return json_response(
-        {"success": True, "data": {"id": stored.id, "duplicate": stored.duplicate}, "message": "accepted"},
-        status=202,
+        {"success": True, "data": {"id": stored.id, "duplicate": stored.duplicate}, "message": "accepted"}
     )
 
 
