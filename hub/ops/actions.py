@@ -1,7 +1,7 @@
 """What the on-call engineer sees and does: the ops summary, and the retries behind its buttons.
 
 :func:`summary` assembles the page's figures (also printed by ``hub status``) from
-:mod:`hub.ops.stats`, plus the latest failures with their payloads.
+:mod:`hub.ops.stats` and :mod:`hub.ops.retrying`, plus the latest failures with their payloads.
 
 :func:`retry_delivery` and :func:`retry_inbound_event` put one row back to work and wake a worker;
 the REST retry endpoints reuse them with ``organization_id`` set (another organization's id is a
@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from hub import queue
 from hub.db import Conn
 from hub.errors import Conflict, NotFound
+from hub.ops import retrying as ops_retrying
 from hub.ops import stats as ops_stats
 from hub.ops.stats import Charts, QueueStats
 
@@ -69,6 +70,8 @@ class DeliveriesView(BaseModel):
     oldest_due_age_seconds: float | None
     failed: int
     succeeded: int
+    #: Pending deliveries that failed at least once (their endpoints: ``Summary.retrying``).
+    retrying: int
 
 
 class SourceRow(BaseModel):
@@ -101,6 +104,11 @@ class EndpointRow(BaseModel):
     success_rate: float | None
     p50_ms: float | None
     p95_ms: float | None
+    #: Failed attempts in the last hour: ``attempts_1h - succeeded_1h``, the complement of ``success_rate``.
+    failed_1h: int
+    #: Deliveries still retrying after a failure.
+    retrying: int
+    #: Deliveries that spent every attempt (status ``failed``), all time.
     failed: int
 
 
@@ -149,6 +157,9 @@ class Summary(BaseModel):
     endpoints: list[EndpointRow]
     failed_inbound: list[FailedInbound]
     failed_deliveries: list[FailedDelivery]
+    #: Endpoints whose deliveries are failing but still retrying, and the latest such deliveries.
+    retrying: list[ops_retrying.RetryingEndpoint]
+    retrying_deliveries: list[ops_retrying.RetryingDelivery]
     charts: Charts
 
 
@@ -202,7 +213,10 @@ async def _failed_deliveries(conn: Conn) -> list[FailedDelivery]:
     return result
 
 
-async def _endpoint_rows(conn: Conn, windows: list[ops_stats.EndpointWindow]) -> list[EndpointRow]:
+async def _endpoint_rows(
+    conn: Conn, windows: list[ops_stats.EndpointWindow], retrying: list[ops_retrying.RetryingEndpoint]
+) -> list[EndpointRow]:
+    held = {r.endpoint_id: r.retrying for r in retrying}
     failed = {
         r["endpoint_id"]: r["n"]
         for r in await conn.fetch(
@@ -215,7 +229,7 @@ async def _endpoint_rows(conn: Conn, windows: list[ops_stats.EndpointWindow]) ->
         "FROM webhook_endpoints WHERE deleted_at IS NULL "
         "AND (NOT enabled OR failing_since IS NOT NULL OR id = ANY($1::text[])) "
         "ORDER BY enabled, failing_since NULLS LAST, id LIMIT $2",
-        sorted(set(by_id) | set(failed)),
+        sorted(set(by_id) | set(failed) | set(held)),
         MAX_ENDPOINTS,
     )
     result = []
@@ -230,11 +244,15 @@ async def _endpoint_rows(conn: Conn, windows: list[ops_stats.EndpointWindow]) ->
                 success_rate=window.success_rate if window else None,
                 p50_ms=window.p50_ms if window else None,
                 p95_ms=window.p95_ms if window else None,
+                failed_1h=window.attempts - window.succeeded if window else 0,
+                retrying=held.get(row["id"], 0),
                 failed=failed.get(row["id"], 0),
             )
         )
-    # Worst first: disabled, then the lowest success rate, then the busiest.
-    result.sort(key=lambda e: (e.enabled, e.success_rate if e.success_rate is not None else 2.0, -e.attempts_1h))
+    # Worst first: disabled, then the lowest success rate, then those holding retries, then the busiest.
+    result.sort(
+        key=lambda e: (e.enabled, e.success_rate if e.success_rate is not None else 2.0, not e.retrying, -e.attempts_1h)
+    )
     return result
 
 
@@ -274,7 +292,12 @@ async def summary(
         known = [
             r["source"] for r in await conn.fetch("SELECT DISTINCT source FROM connections WHERE deleted_at IS NULL")
         ]
-        endpoints = await _endpoint_rows(conn, aggregates.endpoints)
+        retrying = [r.model_copy(update={"url": display_url(r.url)}) for r in await ops_retrying.endpoints(conn)]
+        retrying_deliveries = [
+            d.model_copy(update={"endpoint_url": display_url(d.endpoint_url)})
+            for d in await ops_retrying.deliveries(conn)
+        ]
+        endpoints = await _endpoint_rows(conn, aggregates.endpoints, retrying)
         failed_inbound = await _failed_inbound(conn)
         failed_deliveries = await _failed_deliveries(conn)
     now = time.time()
@@ -295,12 +318,15 @@ async def summary(
             oldest_due_age_seconds=live.deliveries_oldest_due_age_seconds,
             failed=live.deliveries_failed,
             succeeded=aggregates.totals.deliveries.get("succeeded", 0),
+            retrying=sum(r.retrying for r in retrying),
         ),
         endpoints_disabled=live.endpoints_disabled,
         sources=_source_rows(known, aggregates, live.rejects),
         endpoints=endpoints,
         failed_inbound=failed_inbound,
         failed_deliveries=failed_deliveries,
+        retrying=retrying,
+        retrying_deliveries=retrying_deliveries,
         charts=aggregates.charts,
     )
 

@@ -24,7 +24,17 @@ from hub import queue
 from hub.app import create_app
 from hub.settings import Settings
 from tests.conftest import eventually
-from tests.ops.conftest import DISABLED_REASON, EP_OFF, FAILED_DELIVERY, FAILED_DELIVERY_OFF, OPS_TOKEN, seed
+from tests.ops.conftest import (
+    DISABLED_REASON,
+    EP_OFF,
+    EP_RETRY,
+    FAILED_DELIVERY,
+    FAILED_DELIVERY_OFF,
+    OPS_TOKEN,
+    RETRYING,
+    seed,
+    seed_retrying,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -107,8 +117,8 @@ async def receiver() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
         await server.close()
 
 
-async def _open(browser: Any, hub_url: str) -> Any:
-    page = await browser.new_page(viewport={"width": 1440, "height": 900})
+async def _open(browser: Any, hub_url: str, *, width: int = 1440) -> Any:
+    page = await browser.new_page(viewport={"width": width, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -202,4 +212,54 @@ async def test_retry_button_makes_a_failed_delivery_succeed(
     await page.wait_for_selector(f'#failed-deliveries li[data-id="{FAILED_DELIVERY}"]', state="detached", timeout=6_000)
     assert await page.locator(f'#failed-deliveries li[data-id="{FAILED_DELIVERY_OFF}"]').count() == 1
     assert await _kpi(page, "failed") == "3"
+    assert page.js_errors == []
+
+
+async def test_a_failing_endpoint_still_retrying_shows_with_a_retry_now_button(
+    browser: Any,
+    hub_url: str,
+    db: asyncpg.Connection,
+    redis_pool: Any,
+    receiver: tuple[str, list[dict[str, str]]],
+    worker: Any,
+    tmp_path: Path,
+) -> None:
+    url, got = receiver
+    await seed(db, redis_pool, endpoint_url="https://shop.example/webhooks", backlog=False)
+    await seed_retrying(db, endpoint_url=url)
+    page = await _open(browser, hub_url, width=1280)
+
+    assert await _kpi(page, "retrying") == "2"
+    row = page.locator(f'#retrying tr[data-endpoint="{EP_RETRY}"]')
+    text = await row.inner_text()
+    assert url.split("://")[1] in text
+    assert "HTTP 500" in text
+    assert "in 59m" in text or "in 1h" in text  # the next attempt, an hour ahead
+    assert await row.locator("td").nth(1).inner_text() == "2"
+    # Its endpoint row agrees with itself: 0 % success, so every attempt of the last hour failed.
+    endpoint = page.locator(f'#endpoints tr[data-endpoint="{EP_RETRY}"] td')
+    assert await endpoint.nth(1).inner_text() == "0 %"
+    assert await endpoint.nth(4).inner_text() == await endpoint.nth(5).inner_text() == "3"
+    assert await endpoint.nth(6).inner_text() == "2"  # retrying
+    assert await endpoint.nth(7).inner_text() == "0"  # none gave up yet
+    # Every tile's label fits at 1,280 px.
+    cut = await page.eval_on_selector_all(
+        ".kpi h2", "hs => hs.filter(h => h.scrollWidth > h.clientWidth).map(h => h.textContent)"
+    )
+    assert cut == []
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 1280  # nothing runs off the side
+    await page.screenshot(path=str(tmp_path / "ops-retrying.png"), full_page=True)
+
+    await row.locator("button.retry").click()
+
+    async def delivered() -> bool:
+        return bool(await db.fetchval("SELECT status = 'succeeded' FROM deliveries WHERE id = $1", RETRYING[0]))
+
+    await eventually(delivered, timeout=20)
+    assert [h.get("webhook-id") for h in got] == ["evt_" + RETRYING[0]]
+
+    async def one_left() -> bool:
+        return await _kpi(page, "retrying") == "1"
+
+    await eventually(one_left, timeout=6)
     assert page.js_errors == []
