@@ -30,9 +30,9 @@ router = Router("hooks")
 
 
 class HookAccepted(BaseModel):
-    """The acknowledgement a platform gets."""
+    """The acknowledgement a platform gets: the stored event's id (None for WooCommerce's activation ping)."""
 
-    id: str
+    id: str | None
     duplicate: bool
 
 
