@@ -93,8 +93,6 @@ def _models(operations: Iterable[Operation]) -> list[tuple[type[BaseModel], Lite
     for op in operations:
         if op.body is not None:
             seen[(op.body, "validation")] = None
-        if op.query is not None:
-            seen[(op.query, "validation")] = None
         if op.response is not None:
             seen[(op.response, "serialization")] = None
     return [(model, mode) for model, mode in seen]  # type: ignore[misc]
@@ -119,7 +117,7 @@ def statuses(op: Operation) -> set[int]:
     if takes_body:
         found |= {408, 413}  # hub.web.middleware reads every body within a deadline and a size limit
     if reads_query(op):
-        found.add(422)
+        found |= {400, 422}  # 400: a NUL character, which Postgres text cannot hold
     if PATH_PARAM.search(op.path):
         found.add(404)
     if op.auth == "bearer":
@@ -186,22 +184,44 @@ def _request_body(op: Operation, key_map: dict[Any, Any]) -> dict[str, Any] | No
     return None
 
 
+#: Model docstrings become schema descriptions; these say what they point at to a reader of the API.
+_PUBLIC_WORDING = (
+    (re.compile(r"\s*\(DESIGN[^)]*\)"), ""),
+    (re.compile(r"DESIGN's "), ""),
+    (re.compile(r"\bseed 000\b"), "the chat-commerce API"),
+    (re.compile(r"\bseed 004\b"), "the unified order API"),
+    (re.compile(r"``([^`]+)``"), r"`\1`"),  # reStructuredText literals, written the Markdown way
+)
+
+
+def _public(text: str) -> str:
+    for pattern, replacement in _PUBLIC_WORDING:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def _one_way(node: Any) -> Any:
-    """Write "this type or null" one way everywhere: ``type: [T, "null"]``; ``anyOf`` only around a ``$ref``."""
+    """Write "or null" one way everywhere: ``type: [T, "null"]`` (on the first typed alternative of an
+    ``anyOf``); ``{"type": "null"}`` remains only beside a ``$ref``, which cannot carry a type."""
     if isinstance(node, list):
         return [_one_way(n) for n in node]
     if not isinstance(node, dict):
         return node
-    node = {k: _one_way(v) for k, v in node.items()}
+    node = {k: _public(v) if k == "description" and isinstance(v, str) else _one_way(v) for k, v in node.items()}
     options = node.get("anyOf")
-    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-        other = next(o for o in options if o != {"type": "null"})
-        if isinstance(other.get("type"), str) and "$ref" not in other:
-            merged = {**other, **{k: v for k, v in node.items() if k != "anyOf"}, "type": [other["type"], "null"]}
-            if "enum" in merged:
-                merged["enum"] = [*merged["enum"], None]
-            return merged
-    return node
+    if not isinstance(options, list) or {"type": "null"} not in options:
+        return node
+    others = [o for o in options if o != {"type": "null"}]
+    typed = next((i for i, o in enumerate(others) if isinstance(o.get("type"), str) and "$ref" not in o), None)
+    if typed is None:  # only a $ref can be nullable: anyOf [$ref, null] is the one way to say that
+        return node
+    nullable = {**others[typed], "type": [others[typed]["type"], "null"]}
+    if "enum" in nullable:
+        nullable["enum"] = [*nullable["enum"], None]
+    rest = {k: v for k, v in node.items() if k != "anyOf"}
+    if len(others) == 1:
+        return {**nullable, **rest}
+    return {**rest, "anyOf": [nullable if i == typed else o for i, o in enumerate(others)]}
 
 
 def build(routers: Iterable[Router]) -> dict[str, Any]:
