@@ -10,6 +10,8 @@ from hub.errors import ValidationFailed
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
+#: Keeps ``OFFSET`` a Postgres bigint (a larger page was a 500); no list is this long.
+MAX_PAGE = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,8 @@ def page_of(query: Mapping[str, str]) -> Page:
     if per_page is None:
         per_page, name = _int(query, "limit"), "limit"
     per_page = DEFAULT_PER_PAGE if per_page is None else per_page
-    if page < 1:
-        raise ValidationFailed(details={"page": "must be >= 1"})
+    if not 1 <= page <= MAX_PAGE:
+        raise ValidationFailed(details={"page": f"must be between 1 and {MAX_PAGE}"})
     if not 1 <= per_page <= MAX_PER_PAGE:
         raise ValidationFailed(details={name: f"must be between 1 and {MAX_PER_PAGE}"})
     return Page(page=page, per_page=per_page)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hub.api._query import MAX_PAGE
 from hub.api._router import Operation
 from hub.orders.transitions import FULFILLMENT_STATUSES, PAYMENT_STATUSES, STATUS_ALIASES, STATUSES
 from hub.schemas._fields import CREATED_BY
@@ -21,7 +22,10 @@ REF = "#/components/schemas/{model}"
 PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 
 _PAGINATION: dict[str, dict[str, Any]] = {
-    "page": {"description": "Page number, from 1 (default 1).", "schema": {"type": "integer", "minimum": 1}},
+    "page": {
+        "description": "Page number, from 1 (default 1).",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+    },
     "per_page": {
         "description": "Items per page (default 20, at most 100).",
         "schema": {"type": "integer", "minimum": 1, "maximum": 100},
