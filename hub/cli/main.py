@@ -172,6 +172,18 @@ async def _first_run_key(settings: Settings) -> str | None:
         await engine.dispose()
 
 
+async def _report(settings: Settings) -> None:
+    from hub import db
+    from hub.ops.console import watch
+
+    assert settings.database_url is not None
+    pool = await db.create_pool(settings.database_url, max_size=1)
+    try:
+        await watch(pool)
+    finally:
+        await pool.close()
+
+
 async def _up(settings: Settings) -> None:
     from aiohttp import web
 
@@ -193,8 +205,10 @@ async def _up(settings: Settings) -> None:
         console.print("First run: an API key for organization 'default' (shown once, keep it):")
         console.print(key, soft_wrap=True)
     console.print("Press Ctrl-C to stop.")
+    reporter = asyncio.create_task(_report(settings))  # failures and a per-minute summary on this console
     await _wait_for_signal(worker_task)
     console.print("Stopping…")
+    reporter.cancel()
     await stop_gracefully(worker, worker_task)
     await _drain(runner)
     await runner.cleanup()
