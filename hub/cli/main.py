@@ -172,18 +172,6 @@ async def _first_run_key(settings: Settings) -> str | None:
         await engine.dispose()
 
 
-async def _report(settings: Settings) -> None:
-    from hub import db
-    from hub.ops.console import watch
-
-    assert settings.database_url is not None
-    pool = await db.create_pool(settings.database_url, max_size=1)
-    try:
-        await watch(pool)
-    finally:
-        await pool.close()
-
-
 async def _up(settings: Settings) -> None:
     from aiohttp import web
 
@@ -205,7 +193,10 @@ async def _up(settings: Settings) -> None:
         console.print("First run: an API key for organization 'default' (shown once, keep it):")
         console.print(key, soft_wrap=True)
     console.print("Press Ctrl-C to stop.")
-    reporter = asyncio.create_task(_report(settings))  # failures and a per-minute summary on this console
+    from hub.ops import console as ops_console
+
+    assert settings.database_url is not None
+    reporter = asyncio.create_task(ops_console.run(settings.database_url))  # failures, and a summary a minute
     await _wait_for_signal(worker_task)
     console.print("Stopping…")
     reporter.cancel()

@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -35,6 +34,7 @@ from hub.db import Conn
 from hub.errors import Conflict, NotFound
 from hub.ops import retrying as ops_retrying
 from hub.ops import stats as ops_stats
+from hub.ops.retrying import display_url
 from hub.ops.stats import Charts, QueueStats
 
 __all__ = [
@@ -106,7 +106,6 @@ class EndpointRow(BaseModel):
     p95_ms: float | None
     #: Failed attempts in the last hour: ``attempts_1h - succeeded_1h``, the complement of ``success_rate``.
     failed_1h: int
-    #: Deliveries still retrying after a failure.
     retrying: int
     #: Deliveries that spent every attempt (status ``failed``), all time.
     failed: int
@@ -163,15 +162,6 @@ class Summary(BaseModel):
     charts: Charts
 
 
-def display_url(url: str) -> str:
-    """``url`` without credentials or query string (those may hold secrets); ``?…`` marks a dropped query."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
-
-
 def _preview(text: str, limit: int) -> tuple[str, bool]:
     return (text[:limit], True) if len(text) > limit else (text, False)
 
@@ -214,15 +204,10 @@ async def _failed_deliveries(conn: Conn) -> list[FailedDelivery]:
 
 
 async def _endpoint_rows(
-    conn: Conn, windows: list[ops_stats.EndpointWindow], retrying: list[ops_retrying.RetryingEndpoint]
+    conn: Conn, windows: list[ops_stats.EndpointWindow], held: dict[str, int]
 ) -> list[EndpointRow]:
-    held = {r.endpoint_id: r.retrying for r in retrying}
-    failed = {
-        r["endpoint_id"]: r["n"]
-        for r in await conn.fetch(
-            "SELECT endpoint_id, count(*) AS n FROM deliveries WHERE status = 'failed' GROUP BY 1"
-        )
-    }
+    counted = await conn.fetch("SELECT endpoint_id, count(*) AS n FROM deliveries WHERE status = 'failed' GROUP BY 1")
+    failed = {r["endpoint_id"]: r["n"] for r in counted}
     by_id = {w.id: w for w in windows}
     rows = await conn.fetch(
         "SELECT id, organization_id, url, description, enabled, disabled_reason, disabled_at, failing_since "
@@ -292,12 +277,9 @@ async def summary(
         known = [
             r["source"] for r in await conn.fetch("SELECT DISTINCT source FROM connections WHERE deleted_at IS NULL")
         ]
-        retrying = [r.model_copy(update={"url": display_url(r.url)}) for r in await ops_retrying.endpoints(conn)]
-        retrying_deliveries = [
-            d.model_copy(update={"endpoint_url": display_url(d.endpoint_url)})
-            for d in await ops_retrying.deliveries(conn)
-        ]
-        endpoints = await _endpoint_rows(conn, aggregates.endpoints, retrying)
+        retrying = await ops_retrying.endpoints(conn)
+        retrying_deliveries = await ops_retrying.deliveries(conn)
+        endpoints = await _endpoint_rows(conn, aggregates.endpoints, {r.endpoint_id: r.retrying for r in retrying})
         failed_inbound = await _failed_inbound(conn)
         failed_deliveries = await _failed_deliveries(conn)
     now = time.time()

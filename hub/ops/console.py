@@ -18,11 +18,11 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from hub.db import Conn
+from hub.db import Conn, create_pool
 from hub.ops import retrying
-from hub.ops.actions import display_url
+from hub.ops.retrying import display_url
 
-__all__ = ["Cursor", "report", "start", "watch"]
+__all__ = ["Cursor", "report", "run", "start", "watch"]
 
 log = structlog.get_logger("hub.console")
 
@@ -146,3 +146,12 @@ async def watch(pool: asyncpg.Pool, *, poll: float = POLL_SECONDS, summary_every
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             async with pool.acquire() as conn:
                 await report(conn, cursor, summary_every=summary_every)
+
+
+async def run(database_url: str) -> None:
+    """:func:`watch` on a pool of its own (one connection), until cancelled."""
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        await watch(pool)
+    finally:
+        await pool.close()

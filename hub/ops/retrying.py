@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel
 
 from hub.db import Conn
 
-__all__ = ["RetryingDelivery", "RetryingEndpoint", "deliveries", "endpoints", "gauge"]
+__all__ = ["RetryingDelivery", "RetryingEndpoint", "deliveries", "display_url", "endpoints", "gauge"]
 
 #: Latest retrying deliveries listed with a "retry now" button.
 LATEST_RETRYING = 10
@@ -28,12 +29,21 @@ LATEST_RETRYING = 10
 MAX_ENDPOINTS = 100
 
 
+def display_url(url: str) -> str:
+    """``url`` without credentials or query string (those may hold secrets); ``?…`` marks a dropped query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
+
+
 class RetryingEndpoint(BaseModel):
     """One endpoint holding deliveries that failed at least once and will be tried again."""
 
     endpoint_id: str
     organization_id: str
-    #: The stored URL; callers that display it strip credentials and query (``actions.display_url``).
+    #: Without credentials or query string (:func:`display_url`).
     url: str
     enabled: bool
     retrying: int
@@ -80,11 +90,11 @@ async def endpoints(conn: Conn, *, limit: int = MAX_ENDPOINTS) -> list[RetryingE
         "ORDER BY count(*) DESC, d.endpoint_id LIMIT $1",
         limit,
     )
-    return [RetryingEndpoint(**dict(row)) for row in rows]
+    return [RetryingEndpoint(**{**dict(row), "url": display_url(row["url"])}) for row in rows]
 
 
 async def deliveries(conn: Conn, *, limit: int = LATEST_RETRYING) -> list[RetryingDelivery]:
-    """The most recently failed retrying deliveries (URL as stored)."""
+    """The most recently failed retrying deliveries."""
     rows = await conn.fetch(
         "SELECT d.id, d.organization_id, d.endpoint_id, e.url AS endpoint_url, d.event_id, d.event_type, "
         "d.attempt_count, d.next_attempt_at, d.last_status_code, d.last_error, d.updated "
@@ -92,7 +102,7 @@ async def deliveries(conn: Conn, *, limit: int = LATEST_RETRYING) -> list[Retryi
         "ORDER BY d.updated DESC, d.id DESC LIMIT $1",
         limit,
     )
-    return [RetryingDelivery(**dict(row)) for row in rows]
+    return [RetryingDelivery(**{**dict(row), "endpoint_url": display_url(row["endpoint_url"])}) for row in rows]
 
 
 def gauge(rows: Iterable[RetryingEndpoint]) -> GaugeMetricFamily:
