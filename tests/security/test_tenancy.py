@@ -42,6 +42,7 @@ KINDS = {
 NOT_TENANT_ROUTES = {
     "/hooks/{source}/{connection_id}": "platforms authenticate with the connection's secret, not a key",
     "/ops/static/{name}": "static files of the ops page",
+    "/docs/static/{name}": "static files of the API reference",
     "/ops/api/deliveries/{id}/retry": "the operators' console spans organizations (ops token)",
     "/ops/api/inbound-events/{id}/retry": "the operators' console spans organizations (ops token)",
 }
