@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hub.api._router import Operation, Router
+from hub.api.openapi_examples import EXAMPLES
 from hub.api.openapi_params import PATH_PARAM, parameters, reads_query
 from hub.web.responses import json_response
 
@@ -176,7 +177,10 @@ def _request_body(op: Operation, key_map: dict[Any, Any]) -> dict[str, Any] | No
     if op.body is not None:
         schema = key_map[(op.body, "validation")]
         required = (op.method, op.path) not in _OPTIONAL_BODY
-        return {"required": required, "content": {"application/json": {"schema": schema}}}
+        media: dict[str, Any] = {"schema": schema}
+        if (op.method, op.path) in EXAMPLES:
+            media["example"] = EXAMPLES[(op.method, op.path)]
+        return {"required": required, "content": {"application/json": media}}
     if op.path.startswith("/hooks/"):
         return _HOOK_BODY
     if (op.method, op.path) == ("POST", "/ops/login"):

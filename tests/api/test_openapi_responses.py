@@ -154,6 +154,20 @@ async def test_no_route_documents_answers_it_cannot_give(client: Client) -> None
     assert "seed 00" not in json.dumps(document)
 
 
+async def test_request_examples_are_accepted_as_documented(client: Client) -> None:
+    document = await (await client.get("/openapi.json")).json()
+    checked = 0
+    for template, item in document["paths"].items():
+        for method, operation in item.items():
+            media = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            if "example" in media:
+                schema = {**media["schema"], "components": document["components"]}
+                errors = [e.message for e in Draft202012Validator(schema).iter_errors(media["example"])]
+                assert not errors, (method, template, errors)
+                checked += 1
+    assert checked >= 15
+
+
 def _null_spelled_apart(node: Any, where: str = "") -> Any:
     """Places where null is a separate ``{"type": "null"}`` alternative of something that could say it itself."""
     if isinstance(node, list):
