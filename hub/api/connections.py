@@ -110,7 +110,7 @@ async def _pullable(request: web.Request) -> str:
     status=202,
 )
 async def sync_connection(request: web.Request) -> web.Response:
-    body = await read_model(request, SyncRequest) if request.can_read_body else SyncRequest()
+    body = await read_model(request, SyncRequest) if request.body_exists else SyncRequest()
     connection_id = await _pullable(request)
     async with request.app[PG_POOL].acquire() as conn:
         await sync_state.request_sync(conn, connection_id)

@@ -2,7 +2,8 @@
 
 Order of work, for speed and safety: find the connection, verify the signature over the raw body
 (401 and nothing stored on failure, counted per source), then store the raw request durably (group
-commit) and answer 202 only after that commit. Parsing and normalizing happen later, in a worker,
+commit) and answer 200 only after that commit (200, not 202: Salla counts only 200/201 as delivered,
+and every platform accepts 200). Parsing and normalizing happen later, in a worker,
 so a platform is acknowledged in milliseconds and a payload we cannot read is still kept.
 """
 
@@ -13,6 +14,7 @@ import contextlib
 import time
 from typing import Any
 
+import structlog
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -26,12 +28,14 @@ from hub.ops.metrics import BAD_SIGNATURE, record_reject
 from hub.web.responses import json_response
 
 router = Router("hooks")
+#: One line per refused webhook (``hub up`` shows it on the console): the platform's side needs fixing.
+log = structlog.get_logger("hub.hooks")
 
 
 class HookAccepted(BaseModel):
-    """The acknowledgement a platform gets."""
+    """The acknowledgement a platform gets: the stored event's id (None for WooCommerce's activation ping)."""
 
-    id: str
+    id: str | None
     duplicate: bool
 
 
@@ -45,7 +49,7 @@ def _is_form_ping(request: web.Request, body: bytes) -> bool:
     "/hooks/{source}/{connection_id}",
     summary="Receive a platform webhook (signature verified, stored, then processed by a worker)",
     response=HookAccepted,
-    status=202,
+    status=200,
     auth=None,
     extra_statuses=(401, 404, 413, 503),
 )
@@ -54,9 +58,11 @@ async def receive(request: web.Request) -> web.Response:
     connection_id = request.match_info["connection_id"]
     connector = get_connector(source)
     if connector is None:
+        log.warning("webhook_rejected", source=source, connection_id=connection_id, reason="unknown source")
         raise NotFound("Unknown source", details={"source": source})
     row = await _connection(request, connection_id)
     if row is None or row["source"] != source:
+        log.warning("webhook_rejected", source=source, connection_id=connection_id, reason="unknown connection")
         raise NotFound("Unknown connection", details={"connection_id": connection_id})
     body = await request.read()
     raw = RawRequest(
@@ -68,6 +74,7 @@ async def receive(request: web.Request) -> web.Response:
     try:
         connector.verify(raw, row["secret"])
     except SignatureError as exc:
+        log.warning("webhook_rejected", source=source, connection_id=connection_id, reason=f"bad signature: {exc}")
         await _count_reject(request, source, BAD_SIGNATURE)
         raise Unauthorized("Invalid webhook signature", details={"signature": str(exc)}) from exc
     if _is_form_ping(request, body):
@@ -83,8 +90,7 @@ async def receive(request: web.Request) -> web.Response:
     )
     stored = await request.app[INBOUND].store(item)
     return json_response(
-        {"success": True, "data": {"id": stored.id, "duplicate": stored.duplicate}, "message": "accepted"},
-        status=202,
+        {"success": True, "data": {"id": stored.id, "duplicate": stored.duplicate}, "message": "accepted"}
     )
 
 

@@ -1,10 +1,15 @@
 """The OpenAPI 3.1 document, built from every router's operations and the pydantic models the
-handlers validate with, so the document cannot drift from the code. Served at ``/openapi.json``;
-``/docs`` is a self-contained page (no CDN) that renders it.
+handlers validate with, so the document cannot drift from the code. Served at ``/openapi.json``.
+
+Each operation lists exactly the statuses it can answer (:func:`statuses`: its own, plus the
+middleware's that apply to it) and the parameters its handler reads (:mod:`hub.api.openapi_params`);
+``tests/api/test_openapi_responses.py`` checks real answers against it. ``/docs`` is Swagger UI
+with "try it out", served by the hub itself from the swagger-ui-py package (no CDN).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -16,15 +21,15 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hub.api._router import Operation, Router
+from hub.api.openapi_examples import EXAMPLES
+from hub.api.openapi_params import PATH_PARAM, parameters, reads_query
 from hub.web.responses import json_response
 
 REF = "#/components/schemas/{model}"
-_PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 _ERRORS = {
     400: "Malformed request (e.g. not JSON)",
     401: "Missing, malformed or revoked credentials",
     404: "Not found (also another organization's id)",
-    405: "Method not allowed",
     408: "The body did not arrive in time",
     409: "Conflict",
     413: "Body too large",
@@ -51,7 +56,36 @@ _META_SCHEMA: dict[str, Any] = {
         "has_next": {"type": "boolean"},
     },
 }
-
+#: Routes that touch neither Postgres nor Redis, so never answer 503.
+_NO_STORAGE = frozenset(
+    {
+        "/healthz",
+        "/openapi.json",
+        "/docs",
+        "/docs/static/{name}",
+        "/ops",
+        "/ops/static/{name}",
+        "/ops/login",
+        "/ops/logout",
+    }
+)
+#: Answers a route gives that its declaration cannot show (``/metrics``: 401 once HUB_METRICS_TOKEN is set).
+_ALSO: dict[tuple[str, str], tuple[int, ...]] = {("GET", "/metrics"): (401,)}
+#: Bodies that may be left out (rotate-secret's grace period has a default).
+_OPTIONAL_BODY = frozenset({("POST", "/api/v1/webhooks/{id}/rotate-secret")})
+_HOOK_BODY: dict[str, Any] = {
+    "required": True,
+    "description": "The platform's webhook exactly as it sends it; its signature header is checked over these bytes.",
+    "content": {"application/json": {"schema": {"type": "object"}}, "application/x-www-form-urlencoded": {}},
+}
+_LOGIN_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}
+        }
+    },
+}
 router = Router("docs")
 
 
@@ -60,8 +94,6 @@ def _models(operations: Iterable[Operation]) -> list[tuple[type[BaseModel], Lite
     for op in operations:
         if op.body is not None:
             seen[(op.body, "validation")] = None
-        if op.query is not None:
-            seen[(op.query, "validation")] = None
         if op.response is not None:
             seen[(op.response, "serialization")] = None
     return [(model, mode) for model, mode in seen]  # type: ignore[misc]
@@ -80,49 +112,57 @@ def _envelope(op: Operation, ref: dict[str, Any] | None) -> dict[str, Any]:
     return {"type": "object", "required": ["success", "data"], "properties": properties}
 
 
-def _parameters(op: Operation, schemas: dict[str, Any]) -> list[Any]:
-    params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in _PATH_PARAM.findall(op.path)
-    ]
-    if op.query is not None:
-        schema = op.query.model_json_schema(ref_template=REF)
-        required = set(schema.get("required", []))
-        for name, prop in schema.get("properties", {}).items():
-            if prop.get("default", 0) is None:  # "optional" is said by required=false; a null default is not a string
-                prop = {k: v for k, v in prop.items() if k != "default"}
-            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
-        schemas.update(schema.get("$defs", {}))
-    return params
+def statuses(op: Operation) -> set[int]:
+    """Every status ``op`` can answer: its own, plus those of the middleware that apply to it."""
+    found = {op.status, *op.extra_statuses, *_ALSO.get((op.method, op.path), ())}
+    takes_body = op.body is not None or op.path.startswith("/hooks/")
+    if op.body is not None:
+        found |= {400, 422}  # not JSON; JSON that fails the model
+    if takes_body:
+        found |= {408, 413}  # hub.web.middleware reads every body within a deadline and a size limit
+    if reads_query(op):
+        found |= {400, 422}  # 400: a NUL character, which Postgres text cannot hold
+    if PATH_PARAM.search(op.path):
+        found.add(404)
+    if op.auth == "bearer":
+        found |= {401, 429}
+    elif op.auth == "ops" and op.content_type == "application/json":
+        found.add(401)  # the page itself sends a visitor without the token to the login form instead
+    if op.path.startswith("/hooks/"):
+        found.add(429)  # the per-connection limit
+    if op.path not in _NO_STORAGE:
+        found.add(503)
+    return found
+
+
+def _success_content(op: Operation, ref: dict[str, Any] | None) -> dict[str, Any]:
+    if op.content_type == "application/json":
+        content = {"application/json": {"schema": {"type": "object"} if op.raw else _envelope(op, ref)}}
+    else:
+        content = {op.content_type: {"schema": {"type": "string"}}}
+    for media_type in op.also_content_types:
+        content[media_type] = {"schema": {"type": "string"}}
+    return content
 
 
 def _responses(op: Operation, ref: dict[str, Any] | None) -> dict[str, Any]:
-    if op.content_type == "application/json":
-        ok_content = {"application/json": {"schema": {"type": "object"} if op.raw else _envelope(op, ref)}}
-    else:
-        ok_content = {op.content_type: {"schema": {"type": "string"}}}
-    for media_type in op.also_content_types:
-        ok_content[media_type] = {"schema": {"type": "string"}}
-    responses: dict[str, Any] = {
-        str(op.status): _REDIRECT | {"description": op.summary}
-        if _is_redirect(op.status)
-        else {"description": op.summary, "content": ok_content}
-    }
-    statuses = {400, 404, 405, 413, 422, 503, *op.extra_statuses}
-    if op.method != "GET":
-        statuses.add(408)  # hub.web.middleware reads every body within a deadline
-    if op.auth is not None:
-        statuses |= {401, 429}
-    for status in sorted(statuses):
-        if str(status) in responses:
-            continue
+    responses: dict[str, Any] = {}
+    for status in sorted(statuses(op)):
         if _is_redirect(status):
             responses[str(status)] = _REDIRECT
-            continue
-        content: dict[str, Any] = {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}
-        if op.content_type != "application/json":  # a page may answer an error with a page (the login form)
-            content[op.content_type] = {"schema": {"type": "string"}}
-        responses[str(status)] = {"description": _ERRORS.get(status, "Error"), "content": content}
+        elif status < 300:  # e.g. 200 beside 201 when an order was already there
+            responses[str(status)] = {"description": op.summary, "content": _success_content(op, ref)}
+        elif op.raw:  # a probe's own shape (readiness names what fails)
+            responses[str(status)] = {
+                "description": _ERRORS.get(status, "Error"),
+                "content": _success_content(op, None),
+            }
+        elif op.content_type == "text/html" and status in op.extra_statuses:
+            # a page answers its own refusals with a page (the login form says what was wrong)
+            responses[str(status)] = {"description": _ERRORS.get(status, "Error"), "content": {"text/html": {}}}
+        else:
+            content = {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}
+            responses[str(status)] = {"description": _ERRORS.get(status, "Error"), "content": content}
     return responses
 
 
@@ -134,6 +174,61 @@ _REDIRECT: dict[str, Any] = {
 
 def _is_redirect(status: int) -> bool:
     return 300 <= status < 400
+
+
+def _request_body(op: Operation, key_map: dict[Any, Any]) -> dict[str, Any] | None:
+    if op.body is not None:
+        schema = key_map[(op.body, "validation")]
+        required = (op.method, op.path) not in _OPTIONAL_BODY
+        media: dict[str, Any] = {"schema": schema}
+        if (op.method, op.path) in EXAMPLES:
+            media["example"] = EXAMPLES[(op.method, op.path)]
+        return {"required": required, "content": {"application/json": media}}
+    if op.path.startswith("/hooks/"):
+        return _HOOK_BODY
+    if (op.method, op.path) == ("POST", "/ops/login"):
+        return _LOGIN_BODY
+    return None
+
+
+#: Model docstrings become schema descriptions; these say what they point at to a reader of the API.
+_PUBLIC_WORDING = (
+    (re.compile(r"\s*\(DESIGN[^)]*\)"), ""),
+    (re.compile(r"DESIGN's "), ""),
+    (re.compile(r"\bseed 000\b"), "the chat-commerce API"),
+    (re.compile(r"\bseed 004\b"), "the unified order API"),
+    (re.compile(r"``([^`]+)``"), r"`\1`"),  # reStructuredText literals, written the Markdown way
+)
+
+
+def _public(text: str) -> str:
+    for pattern, replacement in _PUBLIC_WORDING:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _one_way(node: Any) -> Any:
+    """Write "or null" one way everywhere: ``type: [T, "null"]`` (on the first typed alternative of an
+    ``anyOf``); ``{"type": "null"}`` remains only beside a ``$ref``, which cannot carry a type."""
+    if isinstance(node, list):
+        return [_one_way(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _public(v) if k == "description" and isinstance(v, str) else _one_way(v) for k, v in node.items()}
+    options = node.get("anyOf")
+    if not isinstance(options, list) or {"type": "null"} not in options:
+        return node
+    others = [o for o in options if o != {"type": "null"}]
+    typed = next((i for i, o in enumerate(others) if isinstance(o.get("type"), str) and "$ref" not in o), None)
+    if typed is None:  # only a $ref can be nullable: anyOf [$ref, null] is the one way to say that
+        return node
+    nullable = {**others[typed], "type": [others[typed]["type"], "null"]}
+    if "enum" in nullable:
+        nullable["enum"] = [*nullable["enum"], None]
+    rest = {k: v for k, v in node.items() if k != "anyOf"}
+    if len(others) == 1:
+        return {**nullable, **rest}
+    return {**rest, "anyOf": [nullable if i == typed else o for i, o in enumerate(others)]}
 
 
 def build(routers: Iterable[Router]) -> dict[str, Any]:
@@ -149,20 +244,18 @@ def build(routers: Iterable[Router]) -> dict[str, Any]:
             "summary": op.summary,
             "tags": [op.tag],
             "operationId": f"{op.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', op.path.lower()).strip('_')}",
-            "parameters": _parameters(op, schemas),
+            "parameters": parameters(op, schemas),
             "responses": _responses(op, key_map.get((op.response, "serialization")) if op.response else None),
         }
         if op.auth == "bearer":
             item["security"] = [{"bearerAuth": []}]
         elif op.auth == "ops":
             item["security"] = [{"opsToken": []}]
-        if op.body is not None:
-            item["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": key_map[(op.body, "validation")]}},
-            }
+        body = _request_body(op, key_map)
+        if body is not None:
+            item["requestBody"] = body
         paths.setdefault(op.path, {})[op.method.lower()] = item
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "Orderhub",
@@ -179,11 +272,42 @@ def build(routers: Iterable[Router]) -> dict[str, Any]:
             },
         },
     }
+    result: dict[str, Any] = _one_way(document)
+    return result
+
+
+#: The Swagger UI files /docs needs, from the swagger-ui-py package (a maintained Swagger UI 5 build).
+_SWAGGER_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
+#: The page and its start-up script, ours (hub/static).
+_OWN_ASSETS = {"docs.js": "text/javascript"}
+_DOCS_HEADERS = {
+    # Swagger UI sets inline styles; everything else, scripts included, comes from this hub.
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 @lru_cache(maxsize=1)
-def _docs_page() -> bytes:
-    return (Path(__file__).parent.parent / "static" / "docs.html").read_bytes()
+def _swagger_dir() -> Path:
+    # find_spec locates the package without importing it (its handlers would pull in jinja2 and yaml).
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("swagger-ui-py is not installed: pip install -e .")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+@lru_cache(maxsize=8)
+def _asset(name: str) -> bytes:
+    if name in _OWN_ASSETS or name == "docs.html":
+        return (Path(__file__).parent.parent / "static" / name).read_bytes()
+    return (_swagger_dir() / name).read_bytes()
 
 
 @router.route("GET", "/openapi.json", summary="This API's OpenAPI 3.1 document", auth=None, raw=True)
@@ -193,6 +317,31 @@ async def openapi_json(request: web.Request) -> web.Response:
     return json_response(build(routers()))
 
 
-@router.route("GET", "/docs", summary="Human-readable API reference", auth=None, content_type="text/html")
+@router.route(
+    "GET",
+    "/docs",
+    summary="Interactive API reference (Swagger UI, served by the hub)",
+    auth=None,
+    content_type="text/html",
+)
 async def docs(request: web.Request) -> web.Response:
-    return web.Response(body=_docs_page(), content_type="text/html")
+    return web.Response(body=_asset("docs.html"), content_type="text/html", charset="utf-8", headers=_DOCS_HEADERS)
+
+
+@router.route(
+    "GET",
+    "/docs/static/{name}",
+    summary="The API reference's script, stylesheet and icon",
+    auth=None,
+    content_type="text/javascript",
+    also_content_types=("text/css", "image/png"),
+)
+async def docs_static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    content_type = _OWN_ASSETS.get(name) or _SWAGGER_ASSETS.get(name)
+    if content_type is None:
+        raise web.HTTPNotFound()
+    # Versioned with the installed package, so a day's caching is safe; revalidated after that.
+    return web.Response(
+        body=_asset(name), content_type=content_type, headers={"Cache-Control": "public, max-age=86400"}
+    )

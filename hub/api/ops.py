@@ -133,7 +133,14 @@ async def ops_page(request: web.Request) -> web.Response:
     return web.Response(body=_asset("ops.html"), content_type="text/html", charset="utf-8", headers=_PAGE_HEADERS)
 
 
-@router.route("GET", "/ops/static/{name}", summary="The ops page's script and stylesheet", auth=None)
+@router.route(
+    "GET",
+    "/ops/static/{name}",
+    summary="The ops page's script and stylesheet",
+    auth=None,
+    content_type="text/javascript",
+    also_content_types=("text/css",),
+)
 async def ops_static(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in _ASSETS:

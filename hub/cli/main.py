@@ -193,8 +193,13 @@ async def _up(settings: Settings) -> None:
         console.print("First run: an API key for organization 'default' (shown once, keep it):")
         console.print(key, soft_wrap=True)
     console.print("Press Ctrl-C to stop.")
+    from hub.ops import console as ops_console
+
+    assert settings.database_url is not None
+    reporter = asyncio.create_task(ops_console.run(settings.database_url))  # failures, and a summary a minute
     await _wait_for_signal(worker_task)
     console.print("Stopping…")
+    reporter.cancel()
     await stop_gracefully(worker, worker_task)
     await _drain(runner)
     await runner.cleanup()

@@ -36,6 +36,9 @@ def status(data_dir: DataDir = None, json_out: JsonOut = False) -> None:
         console.print_json(result.model_dump_json())
         return
     console.print(render(result))
+    # Printed apart, without wrapping or cropping: a URL cut at the terminal's edge is no use to copy.
+    for line in retrying_lines(result):
+        console.print(line, soft_wrap=True)
 
 
 async def _collect(database_url: str, redis_url: str) -> Summary:
@@ -96,6 +99,8 @@ def _overview(s: Summary) -> Table:
          _tone(s.inbound.oldest_unprocessed_age_seconds, 10, 60)),
         ("deliveries pending", f"{s.deliveries.pending} ({s.deliveries.due} due)",
          _tone(s.deliveries.oldest_due_age_seconds, 30, 120)),
+        ("deliveries retrying", f"{s.deliveries.retrying} (failed, next attempt scheduled)",
+         "yellow" if s.deliveries.retrying else "green"),
         ("endpoints disabled", str(s.endpoints_disabled), "yellow" if s.endpoints_disabled else "green"),
     ]  # fmt: skip
     for name, value, tone in rows:
@@ -124,7 +129,7 @@ def _sources(s: Summary) -> Table:
 
 def _endpoints(s: Summary) -> Table:
     table = Table(title="Endpoints (last hour)", title_justify="left")
-    for column in ("endpoint", "success", "p50", "p95", "attempts", "failed", "state"):
+    for column in ("endpoint", "success", "p50", "p95", "attempts", "failed", "retrying", "gave up", "state"):
         table.add_column(column, justify="right" if column not in ("endpoint", "state") else "left")
     for e in s.endpoints[:ENDPOINT_ROWS]:
         state = Text("enabled", style="green")
@@ -139,6 +144,8 @@ def _endpoints(s: Summary) -> Table:
             _ms(e.p50_ms),
             _ms(e.p95_ms),
             str(e.attempts_1h),
+            Text(str(e.failed_1h), style="yellow" if e.failed_1h else ""),
+            Text(str(e.retrying), style="yellow" if e.retrying else ""),
             str(e.failed),
             state,
         )
@@ -148,7 +155,11 @@ def _endpoints(s: Summary) -> Table:
 
 
 def _failures(s: Summary) -> Table:
-    table = Table(title="Latest failures (retry: POST /ops/api/…/{id}/retry)", title_justify="left")
+    table = Table(
+        title="Latest failures (retry with an API key: POST /api/v1/deliveries/{id}/retry or "
+        "/api/v1/inbound-events/{id}/retry)",
+        title_justify="left",
+    )
     for column in ("kind", "id", "when", "where", "error"):
         table.add_column(column, overflow="fold")
     for i in s.failed_inbound:
@@ -161,6 +172,32 @@ def _failures(s: Summary) -> Table:
     return table
 
 
+def _next(value: datetime | None) -> str:
+    if value is None:
+        return "sending now"
+    seconds = (value - datetime.now(UTC)).total_seconds()
+    return "due now" if seconds <= 0 else f"in {_age(seconds)}"
+
+
+def retrying_lines(s: Summary) -> list[Text]:
+    """One line per endpoint whose deliveries fail but still retry: URL, count, next attempt, last error."""
+    if not s.retrying:
+        return []
+    lines = [Text("Failing, still retrying (retry now: POST /api/v1/deliveries/{id}/retry with an API key):")]
+    for r in s.retrying:
+        error = r.last_error or ""
+        if r.last_status_code and str(r.last_status_code) not in error:
+            error = " · ".join(x for x in (f"HTTP {r.last_status_code}", error) if x)
+        lines.append(
+            Text(
+                f"  {r.url}  {r.retrying} retrying  next {_next(r.next_attempt_at)} ({r.next_delivery_id})"
+                f"  last error: {error or '–'}",
+                style="yellow",
+            )
+        )
+    return lines
+
+
 def render(s: Summary) -> Group:
     """The summary as rich renderables (tables stacked)."""
     header = Text(f"Orderhub status · {s.generated_at:%Y-%m-%d %H:%M:%S} UTC · rates {s.stats_age_seconds:.0f} s old")
@@ -171,6 +208,6 @@ def render(s: Summary) -> Group:
         parts.append(_endpoints(s))
     if s.failed_inbound or s.failed_deliveries:
         parts.append(_failures(s))
-    else:
+    elif not s.retrying:
         parts.append(Text("Nothing failed.", style="green"))
     return Group(*parts)

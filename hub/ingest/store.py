@@ -1,16 +1,16 @@
 """Durable storage of raw inbound requests, with group commit.
 
-A platform's webhook is acknowledged (202) only once its raw request is committed in Postgres.
+A platform's webhook is acknowledged (200) only once its raw request is committed in Postgres.
 One commit per request would cap ingestion at the database's fsync rate; instead, requests that
 arrive while commits are in flight wait for the next one, and each commit stores all of them in a
 single multi-row ``INSERT … ON CONFLICT DO NOTHING``. Up to :data:`IN_FLIGHT` commits run at once,
 so the process parses the next requests and Postgres writes the next group while one group's
 commit waits for its WAL flush. Every caller still learns the outcome of
-*its* row only after that row's commit, so a 202 keeps meaning "committed". Nothing that matters
+*its* row only after that row's commit, so a 200 keeps meaning "committed". Nothing that matters
 lives only in memory: an item is either committed (and answered) or its request fails.
 
 A platform's retry of the same delivery (same connection + delivery key) is stored once; the retry
-is answered 202 with ``duplicate: true`` so the platform stops retrying.
+is answered 200 with ``duplicate: true`` so the platform stops retrying.
 
 The same statement wakes the workers (``pg_notify``, delivered when it commits), so the way from a
 committed webhook to a worker takes no round trip of the API's own and never depends on Redis.

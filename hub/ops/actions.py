@@ -1,7 +1,7 @@
 """What the on-call engineer sees and does: the ops summary, and the retries behind its buttons.
 
 :func:`summary` assembles the page's figures (also printed by ``hub status``) from
-:mod:`hub.ops.stats`, plus the latest failures with their payloads.
+:mod:`hub.ops.stats` and :mod:`hub.ops.retrying`, plus the latest failures with their payloads.
 
 :func:`retry_delivery` (:mod:`hub.delivery.ledger`) and :func:`retry_inbound_event`
 (:mod:`hub.ingest.events`) put one row back to work and wake a worker; they are the same functions
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -31,7 +30,9 @@ from pydantic import BaseModel
 from hub.db import Conn
 from hub.delivery.ledger import retry_delivery
 from hub.ingest.events import retry_inbound_event
+from hub.ops import retrying as ops_retrying
 from hub.ops import stats as ops_stats
+from hub.ops.retrying import display_url
 from hub.ops.stats import Charts, QueueStats
 from hub.queue import Retried
 
@@ -63,6 +64,8 @@ class DeliveriesView(BaseModel):
     oldest_due_age_seconds: float | None
     failed: int
     succeeded: int
+    #: Pending deliveries that failed at least once (their endpoints: ``Summary.retrying``).
+    retrying: int
 
 
 class SourceRow(BaseModel):
@@ -95,6 +98,10 @@ class EndpointRow(BaseModel):
     success_rate: float | None
     p50_ms: float | None
     p95_ms: float | None
+    #: Failed attempts in the last hour: ``attempts_1h - succeeded_1h``, the complement of ``success_rate``.
+    failed_1h: int
+    retrying: int
+    #: Deliveries that spent every attempt (status ``failed``), all time.
     failed: int
 
 
@@ -143,16 +150,10 @@ class Summary(BaseModel):
     endpoints: list[EndpointRow]
     failed_inbound: list[FailedInbound]
     failed_deliveries: list[FailedDelivery]
+    #: Endpoints whose deliveries are failing but still retrying, and the latest such deliveries.
+    retrying: list[ops_retrying.RetryingEndpoint]
+    retrying_deliveries: list[ops_retrying.RetryingDelivery]
     charts: Charts
-
-
-def display_url(url: str) -> str:
-    """``url`` without credentials or query string (those may hold secrets); ``?…`` marks a dropped query."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
 
 
 def _preview(text: str, limit: int) -> tuple[str, bool]:
@@ -196,20 +197,18 @@ async def _failed_deliveries(conn: Conn) -> list[FailedDelivery]:
     return result
 
 
-async def _endpoint_rows(conn: Conn, windows: list[ops_stats.EndpointWindow]) -> list[EndpointRow]:
-    failed = {
-        r["endpoint_id"]: r["n"]
-        for r in await conn.fetch(
-            "SELECT endpoint_id, count(*) AS n FROM deliveries WHERE status = 'failed' GROUP BY 1"
-        )
-    }
+async def _endpoint_rows(
+    conn: Conn, windows: list[ops_stats.EndpointWindow], held: dict[str, int]
+) -> list[EndpointRow]:
+    counted = await conn.fetch("SELECT endpoint_id, count(*) AS n FROM deliveries WHERE status = 'failed' GROUP BY 1")
+    failed = {r["endpoint_id"]: r["n"] for r in counted}
     by_id = {w.id: w for w in windows}
     rows = await conn.fetch(
         "SELECT id, organization_id, url, description, enabled, disabled_reason, disabled_at, failing_since "
         "FROM webhook_endpoints WHERE deleted_at IS NULL "
         "AND (NOT enabled OR failing_since IS NOT NULL OR id = ANY($1::text[])) "
         "ORDER BY enabled, failing_since NULLS LAST, id LIMIT $2",
-        sorted(set(by_id) | set(failed)),
+        sorted(set(by_id) | set(failed) | set(held)),
         MAX_ENDPOINTS,
     )
     result = []
@@ -224,11 +223,15 @@ async def _endpoint_rows(conn: Conn, windows: list[ops_stats.EndpointWindow]) ->
                 success_rate=window.success_rate if window else None,
                 p50_ms=window.p50_ms if window else None,
                 p95_ms=window.p95_ms if window else None,
+                failed_1h=window.attempts - window.succeeded if window else 0,
+                retrying=held.get(row["id"], 0),
                 failed=failed.get(row["id"], 0),
             )
         )
-    # Worst first: disabled, then the lowest success rate, then the busiest.
-    result.sort(key=lambda e: (e.enabled, e.success_rate if e.success_rate is not None else 2.0, -e.attempts_1h))
+    # Worst first: disabled, then the lowest success rate, then those holding retries, then the busiest.
+    result.sort(
+        key=lambda e: (e.enabled, e.success_rate if e.success_rate is not None else 2.0, not e.retrying, -e.attempts_1h)
+    )
     return result
 
 
@@ -268,7 +271,9 @@ async def summary(
         known = [
             r["source"] for r in await conn.fetch("SELECT DISTINCT source FROM connections WHERE deleted_at IS NULL")
         ]
-        endpoints = await _endpoint_rows(conn, aggregates.endpoints)
+        retrying = await ops_retrying.endpoints(conn)
+        retrying_deliveries = await ops_retrying.deliveries(conn)
+        endpoints = await _endpoint_rows(conn, aggregates.endpoints, {r.endpoint_id: r.retrying for r in retrying})
         failed_inbound = await _failed_inbound(conn)
         failed_deliveries = await _failed_deliveries(conn)
     now = time.time()
@@ -289,11 +294,14 @@ async def summary(
             oldest_due_age_seconds=live.deliveries_oldest_due_age_seconds,
             failed=live.deliveries_failed,
             succeeded=aggregates.totals.deliveries.get("succeeded", 0),
+            retrying=sum(r.retrying for r in retrying),
         ),
         endpoints_disabled=live.endpoints_disabled,
         sources=_source_rows(known, aggregates, live.rejects),
         endpoints=endpoints,
         failed_inbound=failed_inbound,
         failed_deliveries=failed_deliveries,
+        retrying=retrying,
+        retrying_deliveries=retrying_deliveries,
         charts=aggregates.charts,
     )

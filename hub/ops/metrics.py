@@ -28,6 +28,8 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from hub.ops import retrying as ops_retrying
+
 if TYPE_CHECKING:
     from hub.ops.stats import MetricsSnapshot
 
@@ -221,6 +223,7 @@ def cluster_families(snap: MetricsSnapshot) -> Iterator[Metric]:
     yield _gauge(
         "hub_endpoints_disabled", "Webhook endpoints disabled (automatically or by hand).", live.endpoints_disabled
     )
+    yield ops_retrying.gauge(snap.retrying)
 
     counters = totals.counters
     ingest = CounterMetricFamily(

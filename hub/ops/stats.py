@@ -17,7 +17,7 @@ Nothing here lives in process memory, so every API process shows the same number
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from hub import queue
 from hub.db import Conn
 from hub.ops import counts as ops_counts
+from hub.ops import retrying as ops_retrying
 from hub.ops.metrics import LATENCY_BUCKETS_SECONDS, read_rejects
 
 __all__ = [
@@ -156,6 +157,8 @@ class MetricsSnapshot:
     generated_at: float
     live: Live
     aggregates: Aggregates
+    #: Endpoints with deliveries that failed and will be tried again (read fresh: it is what on-call acts on).
+    retrying: list[ops_retrying.RetryingEndpoint] = field(default_factory=list)
 
     @property
     def totals(self) -> Totals:
@@ -421,8 +424,11 @@ async def snapshot(
     pool: asyncpg.Pool, redis: ArqRedis, *, max_age: float = AGGREGATES_MAX_AGE_SECONDS
 ) -> MetricsSnapshot:
     """Everything ``/metrics`` renders."""
+    async with pool.acquire() as conn:
+        retrying = await ops_retrying.endpoints(conn)
     return MetricsSnapshot(
         generated_at=time.time(),
         live=await live(pool, redis),
         aggregates=await aggregates(pool, redis, max_age=max_age),
+        retrying=retrying,
     )

@@ -102,7 +102,7 @@ def parse_page(body: bytes) -> RemotePage:
     except orjson.JSONDecodeError as exc:
         raise PermanentRemoteError(f"the remote's answer is not JSON: {body[:200]!r}") from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-        raise PermanentRemoteError("the remote's answer has no 'data' list (not seed 000's GET /api/v1/orders)")
+        raise PermanentRemoteError("the remote's answer has no 'data' list (not a chat-commerce order list)")
     orders = payload["data"]
     if not all(isinstance(o, dict) for o in orders):
         raise PermanentRemoteError("the remote's 'data' holds something other than order objects")

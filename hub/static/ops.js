@@ -67,6 +67,9 @@
     kpi("in-flight", int(q.in_progress), "arq jobs running now");
     kpi("failed", int(d.failed_jobs), `${int(d.inbound.failed)} inbound · ${int(d.deliveries.failed)} deliveries`,
       d.failed_jobs > 0 ? "warn" : "");
+    const holding = d.retrying.length;
+    kpi("retrying", int(d.deliveries.retrying), holding ? `deliveries · ${holding} endpoint${holding === 1 ? "" : "s"}` : "deliveries",
+      d.deliveries.retrying > 0 ? "warn" : "");
     kpi("inbound-backlog", int(d.inbound.pending),
       d.inbound.oldest_unprocessed_age_seconds === null ? "nothing waiting" : `oldest ${duration(d.inbound.oldest_unprocessed_age_seconds)}`,
       level(d.inbound.oldest_unprocessed_age_seconds, 10, 60));
@@ -129,14 +132,14 @@
   function renderEndpoints(all) {
     const body = document.querySelector("#endpoints tbody");
     if (!all.length) {
-      body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "empty" }, "No endpoint activity in the last hour")));
+      body.replaceChildren(el("tr", {}, el("td", { colspan: 9, class: "empty" }, "No endpoint activity in the last hour")));
       return;
     }
     // Worst first (the server sorts); the healthy tail stays folded unless asked for.
     const rows = state.allEndpoints ? all : all.slice(0, ENDPOINT_ROWS);
     const more = all.length - rows.length;
     const toggle = all.length > ENDPOINT_ROWS
-      ? el("tr", { class: "more" }, el("td", { colspan: 7 }, el("button", { type: "button", class: "link",
+      ? el("tr", { class: "more" }, el("td", { colspan: 9 }, el("button", { type: "button", class: "link",
         onclick: () => { state.allEndpoints = !state.allEndpoints; renderEndpoints(all); } },
         more ? `Show ${more} more` : "Show fewer")))
       : null;
@@ -153,7 +156,9 @@
         cell(ms(e.p50_ms), "num"),
         cell(ms(e.p95_ms), "num"),
         cell(int(e.attempts_1h), "num"),
-        cell(int(e.failed), `num ${e.failed ? "warn" : ""}`),
+        cell(int(e.failed_1h), `num ${e.failed_1h ? "warn" : ""}`),
+        cell(int(e.retrying), `num ${e.retrying ? "warn" : ""}`),
+        cell(int(e.failed), `num ${e.failed ? "bad" : ""}`),
         cell(stateText, `state ${stateTone}`, e.disabled_at ? `disabled ${ago(e.disabled_at)}` : undefined));
     }), ...(toggle ? [toggle] : []));
   }
@@ -179,12 +184,12 @@
       const body = await resp.json().catch(() => ({}));
       if (!resp.ok) throw new Error(body.error || `HTTP ${resp.status}`);
       button.textContent = "Queued ✓";
-      button.closest("li").classList.add("retried");
+      button.closest("li, tr").classList.add("retried");
       toast(body.message || "Queued for retry", "ok");
       schedule(300);
     } catch (err) {
       button.disabled = false;
-      button.textContent = "Retry";
+      button.textContent = button.dataset.label || "Retry";
       toast(`Retry failed: ${err.message}`, "bad");
     }
   }
@@ -193,10 +198,7 @@
     const isDelivery = kind === "delivery";
     const when = isDelivery ? item.updated : item.processed_at || item.received_at;
     const where = isDelivery ? `${item.event_type} → ${item.endpoint_url}` : `${item.source}${item.topic ? ` · ${item.topic}` : ""}`;
-    let error = isDelivery ? item.last_error : item.error;
-    if (isDelivery && item.last_status_code && !(error || "").includes(String(item.last_status_code))) {
-      error = [`HTTP ${item.last_status_code}`, error].filter(Boolean).join(" · ");
-    }
+    const error = isDelivery ? errorText(item.last_status_code, item.last_error) : item.error;
     const payload = isDelivery ? item.payload : item.body;
     const truncated = isDelivery ? item.payload_truncated : item.body_truncated;
     const tries = (n) => `${n} attempt${n === 1 ? "" : "s"}`;
@@ -214,15 +216,50 @@
         el("pre", {}, payload || "(empty)")));
   }
 
-  function renderFailures(kind, listId, items) {
+  function errorText(status, error) {
+    if (status && !(error || "").includes(String(status))) return [`HTTP ${status}`, error].filter(Boolean).join(" · ");
+    return error || "no error recorded";
+  }
+
+  function until(iso) {
+    if (!iso) return "sending now";
+    const seconds = (Date.parse(iso) - Date.now()) / 1000;
+    return seconds <= 0 ? "due now" : `in ${duration(seconds)}`;
+  }
+
+  function renderRetrying(rows) {
+    // Endpoints whose deliveries fail but still have attempts left: the ones on-call can still save.
+    const panel = document.getElementById("retrying-panel");
+    panel.dataset.count = String(rows.length);
+    const body = document.querySelector("#retrying tbody");
+    if (!rows.length) {
+      body.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "empty" }, "No delivery is failing. ✓")));
+      return;
+    }
+    body.replaceChildren(...rows.map((r) => el("tr", { "data-endpoint": r.endpoint_id },
+      el("td", { class: "name", title: `${r.endpoint_id} · ${r.organization_id}` }, el("span", { class: "url" }, r.url),
+        r.enabled ? null : el("small", { class: "bad" }, "endpoint disabled: re-enable it to retry")),
+      cell(int(r.retrying), "num warn"),
+      el("td", { class: "when" }, el("time", { datetime: r.next_attempt_at || "", title: r.next_attempt_at || "" },
+        until(r.next_attempt_at))),
+      cell(errorText(r.last_status_code, r.last_error), "error bad", `last failure ${ago(r.last_failed_at)}`),
+      el("td", {}, el("button", { type: "button", class: "retry", "data-retry": r.next_delivery_id, "data-label": "Retry now",
+        title: `Send ${r.next_delivery_id} now`, disabled: !r.enabled,
+        onclick: (ev) => retry("delivery", r.next_delivery_id, ev.currentTarget) }, "Retry now")))));
+  }
+
+  function renderFailures(kind, listId, items, retrying) {
     // Rebuild only when the set changed, and keep expanded payloads expanded across refreshes.
-    const signature = JSON.stringify(items.map((i) => [i.id, i.updated || i.processed_at, i.error || i.last_error]));
+    const signature = JSON.stringify([retrying || 0, items.map((i) => [i.id, i.updated || i.processed_at, i.error || i.last_error])]);
     if (state.failures[kind] === signature) return;
     state.failures[kind] = signature;
     const list = document.getElementById(listId);
     const open = new Set([...list.querySelectorAll("details[open]")].map((d) => d.dataset.details));
     if (!items.length) {
-      list.replaceChildren(el("li", { class: "empty" }, "Nothing failed. ✓"));
+      // A delivery still retrying has failed too: never call that "nothing failed".
+      list.replaceChildren(retrying
+        ? el("li", { class: "empty warn" }, `None has spent every attempt yet; ${int(retrying)} still retrying (above).`)
+        : el("li", { class: "empty" }, "Nothing failed. ✓"));
       return;
     }
     list.replaceChildren(...items.map((item) => {
@@ -248,7 +285,8 @@
     renderSources(d.sources);
     renderEndpoints(d.endpoints);
     renderFailures("inbound", "failed-inbound", d.failed_inbound);
-    renderFailures("delivery", "failed-deliveries", d.failed_deliveries);
+    renderRetrying(d.retrying);
+    renderFailures("delivery", "failed-deliveries", d.failed_deliveries, d.deliveries.retrying);
     const at = new Date(d.generated_at).toLocaleTimeString();
     setStatus("live", `live · updated ${at} · rates ${Math.round(d.stats_age_seconds)} s old`);
   }

@@ -89,7 +89,7 @@ def sign(secret: str, msg_id: str, body: bytes, *, timestamp: int | None = None)
 
 @dataclass
 class SendLog:
-    """What the platform saw: every answer's status, and the inbound ids of its 202s."""
+    """What the platform saw: every answer's status, and the inbound ids of its 200s."""
 
     statuses: Counter[int] = field(default_factory=Counter)
     accepted: dict[str, str] = field(default_factory=dict)  # msg_id -> inbound event id
@@ -120,7 +120,7 @@ class Platform:
         concurrency: int = 32,
         on_progress: Callable[[int], Awaitable[None]] | None = None,
     ) -> SendLog:
-        """Send every event (each once, or until 202 with ``retry_5xx``); ``on_progress(n)`` after each."""
+        """Send every event (each once, or until 200 with ``retry_5xx``); ``on_progress(n)`` after each."""
         queue: asyncio.Queue[Event] = asyncio.Queue()
         for event in events:
             queue.put_nowait(event)
@@ -158,7 +158,7 @@ class Platform:
                 status = 0  # connection refused/reset: no answer at all
             self.log.sent += 1
             self.log.statuses[status] += 1
-            if status == 202:
+            if status == 200:
                 self.log.accepted[event.msg_id] = json.loads(body)["data"]["id"]
                 return
             if status == 503:

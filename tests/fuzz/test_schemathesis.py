@@ -115,7 +115,7 @@ def _real_ids(base_url: str, api_key: str) -> dict[str, str]:
         headers=sign(connection["secret"], event.msg_id, event.body),
         timeout=30,
     )
-    assert resp.status_code == 202, resp.text
+    assert resp.status_code == 200, resp.text
     ids["inbound_event"] = resp.json()["data"]
     ids["delivery"] = data("GET", f"/api/v1/webhooks/{ids['webhook']['id']}/deliveries")[0]
     return {kind: str(value["id"]) for kind, value in ids.items()}

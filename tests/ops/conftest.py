@@ -241,6 +241,24 @@ async def seed(conn: asyncpg.Connection, redis: Any, *, endpoint_url: str, backl
     )
 
 
+EP_RETRY = "we_ops_retrying"
+RETRYING = ("dlv_ops_retrying_1", "dlv_ops_retrying_2")
+
+
+async def seed_retrying(conn: asyncpg.Connection, *, endpoint_url: str, next_in_seconds: float = 3600) -> None:
+    """An endpoint at 0 %: two deliveries failed (HTTP 500) and wait for their next attempt; none gave up.
+
+    Needs :func:`seed` first (the organization). The first delivery's next attempt comes first.
+    """
+    await _endpoint(conn, EP_RETRY, endpoint_url, enabled=True)
+    await conn.execute(
+        "UPDATE webhook_endpoints SET failing_since = now() - interval '20 minutes' WHERE id = $1", EP_RETRY
+    )
+    for i, delivery_id in enumerate(RETRYING):
+        due = await _ago(conn, -(next_in_seconds + 60 * i))
+        await _delivery(conn, delivery_id, EP_RETRY, "pending", [80.0] * (i + 1), due=due)
+
+
 @pytest.fixture
 async def redis_client(settings: Settings, db: asyncpg.Connection) -> AsyncIterator[Any]:
     """An arq Redis pool on the run's (freshly flushed) Redis database."""

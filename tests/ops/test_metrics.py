@@ -15,7 +15,7 @@ from hub.db import create_pool
 from hub.ops import metrics
 from hub.ops import stats as ops_stats
 from hub.settings import Settings
-from tests.ops.conftest import EP_OFF, EP_OK, seed
+from tests.ops.conftest import EP_OFF, EP_OK, EP_RETRY, seed, seed_retrying
 
 Client = TestClient[Any, Any]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -34,6 +34,7 @@ CLUSTER_FAMILIES = {
     "hub_deliveries_oldest_due_age_seconds",
     "hub_deliveries_failed",
     "hub_endpoints_disabled",
+    "hub_deliveries_retrying",
     "hub_ingest_events",
     "hub_ingest_rejects",
     "hub_deliveries",
@@ -146,6 +147,26 @@ async def test_counters_match_the_state(client: Client, db: asyncpg.Connection, 
 
     # Per process: this process served the /healthz above.
     assert _value(samples, "hub_http_requests_total", method="GET", route="/healthz", status="200") == 1
+
+
+async def test_retrying_deliveries_per_endpoint(client: Client, db: asyncpg.Connection, settings: Settings) -> None:
+    from hub import queue
+
+    assert settings.redis_url is not None
+    redis = await queue.connect(settings.redis_url)
+    try:
+        await seed(db, redis, endpoint_url="http://127.0.0.1:9/hooks")
+    finally:
+        await redis.aclose()
+    _, before = await _scrape(client)
+    assert not [key for key in before if key[0] == "hub_deliveries_retrying"]  # nothing retrying: no sample
+    await seed_retrying(db, endpoint_url="http://127.0.0.1:9/retrying")
+    _, samples = await _scrape(client)
+    retrying = {
+        dict(labels)["endpoint"]: v for (name, labels), v in samples.items() if name == "hub_deliveries_retrying"
+    }
+    # Pending deliveries never tried (EP_OK's two) are not retrying; given-up ones are counted as failed instead.
+    assert retrying == {EP_RETRY: 2}
 
 
 async def test_every_process_reports_the_same_cluster_figures(

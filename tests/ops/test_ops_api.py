@@ -16,11 +16,14 @@ from tests.ops.conftest import (
     DISABLED_REASON,
     EP_OFF,
     EP_OK,
+    EP_RETRY,
     FAILED_DELIVERY,
     FAILED_DELIVERY_OFF,
     FAILED_INBOUND,
     OPS_TOKEN,
+    RETRYING,
     seed,
+    seed_retrying,
 )
 
 Client = TestClient[Any, Any]
@@ -138,6 +141,7 @@ async def test_summary_matches_the_state(ops_client: Client, db: asyncpg.Connect
         "oldest_due_age_seconds": pytest.approx(30, abs=20),
         "failed": 2,
         "succeeded": 4,
+        "retrying": 0,
     }
     assert data["endpoints_disabled"] == 1
 
@@ -157,6 +161,7 @@ async def test_summary_matches_the_state(ops_client: Client, db: asyncpg.Connect
     assert list(endpoints) == [EP_OFF, EP_OK]  # disabled first
     ok = endpoints[EP_OK]
     assert (ok["attempts_1h"], ok["succeeded_1h"], ok["failed"]) == (7, 4, 1)
+    assert (ok["failed_1h"], ok["retrying"]) == (3, 0)  # failed attempts: the complement of the success rate
     assert ok["success_rate"] == pytest.approx(4 / 7)
     assert ok["p50_ms"] == pytest.approx(100)
     assert ok["p95_ms"] == pytest.approx(370)  # percentile_cont over 50, 50, 50, 100, 200, 300, 400
@@ -178,11 +183,30 @@ async def test_summary_matches_the_state(ops_client: Client, db: asyncpg.Connect
     assert '"type": "order.created"' in shown["payload"]
     assert shown["endpoint_url"] == ENDPOINT_URL
 
+    assert data["retrying"] == data["retrying_deliveries"] == []
+
     charts = data["charts"]
     assert len(charts["minutes"]) == 60
     assert sum(charts["inbound_received"]) == 12  # every stored event of the last hour
     assert sum(charts["deliveries_succeeded"]) == 4
     assert sum(charts["attempts_failed"]) == 5
+
+
+async def test_summary_shows_deliveries_failing_but_still_retrying(
+    ops_client: Client, db: asyncpg.Connection, redis_client: Any
+) -> None:
+    await seed(db, redis_client, endpoint_url=ENDPOINT_URL)
+    await seed_retrying(db, endpoint_url="https://retry.example/hooks?token=secret")
+    data = (await (await ops_client.get("/ops/api/summary", headers=BEARER)).json())["data"]
+    assert data["deliveries"]["retrying"] == 2
+    [row] = data["retrying"]
+    assert (row["endpoint_id"], row["retrying"], row["next_delivery_id"]) == (EP_RETRY, 2, RETRYING[0])
+    assert row["url"] == "https://retry.example/hooks?…"
+    assert (row["last_status_code"], row["last_error"]) == (500, "HTTP 500 Internal Server Error")
+    assert row["next_attempt_at"] > data["generated_at"]
+    assert {d["id"] for d in data["retrying_deliveries"]} == set(RETRYING)
+    endpoint = {e["id"]: e for e in data["endpoints"]}[EP_RETRY]
+    assert (endpoint["success_rate"], endpoint["failed_1h"], endpoint["retrying"], endpoint["failed"]) == (0.0, 3, 2, 0)
 
 
 async def test_retry_delivery_makes_it_due_and_wakes_a_worker(

@@ -2,8 +2,9 @@
 
 Skipped where Playwright or Chromium is missing, unless ``HUB_REQUIRE_BROWSER=1`` (CI) makes that a
 failure. ``HUB_CHROMIUM`` points at another Chromium binary.
-``HUB_OPS_SCREENSHOT=1`` also saves the page to ``docs/ops-screenshot.png`` (a path may be given
-instead of ``1``); otherwise the screenshot goes to the test's temporary folder.
+``HUB_OPS_SCREENSHOT=1`` also saves the page with a failing-but-retrying endpoint, at 1,280 px, to
+``docs/ops-screenshot.png`` (a path may be given instead of ``1``); otherwise screenshots go to the
+test's temporary folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,17 @@ from hub import queue
 from hub.app import create_app
 from hub.settings import Settings
 from tests.conftest import eventually
-from tests.ops.conftest import DISABLED_REASON, EP_OFF, FAILED_DELIVERY, FAILED_DELIVERY_OFF, OPS_TOKEN, seed
+from tests.ops.conftest import (
+    DISABLED_REASON,
+    EP_OFF,
+    EP_RETRY,
+    FAILED_DELIVERY,
+    FAILED_DELIVERY_OFF,
+    OPS_TOKEN,
+    RETRYING,
+    seed,
+    seed_retrying,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -107,8 +118,8 @@ async def receiver() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
         await server.close()
 
 
-async def _open(browser: Any, hub_url: str) -> Any:
-    page = await browser.new_page(viewport={"width": 1440, "height": 900})
+async def _open(browser: Any, hub_url: str, *, width: int = 1440) -> Any:
+    page = await browser.new_page(viewport={"width": width, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -170,10 +181,7 @@ async def test_page_shows_the_state_and_refreshes_in_place(
     assert await page.evaluate("window.__sameDocument") is True
     assert await item.locator("details").get_attribute("open") is not None  # expanded payload stays open
 
-    await page.locator(f'#failed-deliveries li[data-id="{FAILED_DELIVERY}"] details').evaluate("d => d.open = false")
-    target = os.environ.get("HUB_OPS_SCREENSHOT")
-    shot = (DOCS_SCREENSHOT if target == "1" else Path(target)) if target else tmp_path / "ops.png"
-    await page.screenshot(path=str(shot), full_page=True)
+    await page.screenshot(path=str(tmp_path / "ops.png"), full_page=True)
     assert page.js_errors == []
 
 
@@ -203,3 +211,78 @@ async def test_retry_button_makes_a_failed_delivery_succeed(
     assert await page.locator(f'#failed-deliveries li[data-id="{FAILED_DELIVERY_OFF}"]').count() == 1
     assert await _kpi(page, "failed") == "3"
     assert page.js_errors == []
+
+
+async def test_a_failing_endpoint_still_retrying_shows_with_a_retry_now_button(
+    browser: Any,
+    hub_url: str,
+    db: asyncpg.Connection,
+    redis_pool: Any,
+    receiver: tuple[str, list[dict[str, str]]],
+    worker: Any,
+    tmp_path: Path,
+) -> None:
+    url, got = receiver
+    await seed(db, redis_pool, endpoint_url="https://shop.example/webhooks", backlog=False)
+    await seed_retrying(db, endpoint_url=url)
+    page = await _open(browser, hub_url, width=1280)
+
+    assert await _kpi(page, "retrying") == "2"
+    row = page.locator(f'#retrying tr[data-endpoint="{EP_RETRY}"]')
+    text = await row.inner_text()
+    assert url.split("://")[1] in text
+    assert "HTTP 500" in text
+    assert "in 59m" in text or "in 1h" in text  # the next attempt, an hour ahead
+    assert await row.locator("td").nth(1).inner_text() == "2"
+    # Its endpoint row agrees with itself: 0 % success, so every attempt of the last hour failed.
+    endpoint = page.locator(f'#endpoints tr[data-endpoint="{EP_RETRY}"] td')
+    assert await endpoint.nth(1).inner_text() == "0 %"
+    assert await endpoint.nth(4).inner_text() == await endpoint.nth(5).inner_text() == "3"
+    assert await endpoint.nth(6).inner_text() == "2"  # retrying
+    assert await endpoint.nth(7).inner_text() == "0"  # none gave up yet
+    # Every tile's label fits at 1,280 px.
+    cut = await page.eval_on_selector_all(
+        ".kpi h2", "hs => hs.filter(h => h.scrollWidth > h.clientWidth).map(h => h.textContent)"
+    )
+    assert cut == []
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 1280  # nothing runs off the side
+    target = os.environ.get("HUB_OPS_SCREENSHOT")
+    shot = (DOCS_SCREENSHOT if target == "1" else Path(target)) if target else tmp_path / "ops-retrying.png"
+    await page.screenshot(path=str(shot), full_page=True)
+
+    await row.locator("button.retry").click()
+
+    async def delivered() -> bool:
+        return bool(await db.fetchval("SELECT status = 'succeeded' FROM deliveries WHERE id = $1", RETRYING[0]))
+
+    await eventually(delivered, timeout=20)
+    assert [h.get("webhook-id") for h in got] == ["evt_" + RETRYING[0]]
+
+    async def one_left() -> bool:
+        return await _kpi(page, "retrying") == "1"
+
+    await eventually(one_left, timeout=6)
+    assert page.js_errors == []
+
+
+async def test_api_reference_renders_offline_with_try_it_out(browser: Any, hub_url: str, tmp_path: Path) -> None:
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    outside: list[str] = []
+    page.on("request", lambda req: None if req.url.startswith(hub_url) else outside.append(req.url))
+    await page.goto(f"{hub_url}/docs#/orders/post_api_v1_orders")
+    block = page.locator("#operations-orders-post_api_v1_orders")
+    await block.wait_for(timeout=15_000)
+    assert await page.locator(".opblock").count() > 40
+    # The deep link opened the operation; its 200 (an order already there) shows the order, not Error.
+    await page.locator("#operations-orders-post_api_v1_orders .try-out__btn").wait_for(timeout=5_000)
+    responses = await block.locator(".responses-table").first.inner_text()
+    assert "409" in responses
+    assert "Error" not in await block.locator('tr.response[data-code="200"]').inner_text()
+    await block.locator(".try-out__btn").click()
+    assert await block.locator("button.execute").count() == 1
+    await page.screenshot(path=str(tmp_path / "docs.png"))
+    assert outside == []  # no CDN, nothing fetched from another host
+    assert errors == []
