@@ -2,7 +2,7 @@
 
 The same run the worker makes on creation and every reconcile (``hub.platforms.sync``), from a
 terminal: a first backfill from a given date (``--since``), or a reconcile after an outage. The bar and
-the summary go to stdout, logs and errors to stderr.
+the summary go to stdout, logs and errors to stderr; ``hub.cli.sync`` wires it to ``hub sync``.
 """
 
 from __future__ import annotations
@@ -21,9 +21,15 @@ from hub.settings import Settings
 
 
 async def sync_now(
-    settings: Settings, connection_id: str, since: datetime | None, *, console: Console, err: Console
+    settings: Settings,
+    connection_id: str,
+    since: datetime | None,
+    *,
+    console: Console,
+    err: Console,
+    source: str | None = None,
 ) -> sync.SyncRun:
-    """Run one sync of ``connection_id``; raises ``SyncError`` (and subclasses) when it fails."""
+    """Run one sync of ``connection_id`` (only of ``source``, when given); raises ``SyncError`` when it fails."""
     assert settings.database_url is not None
     pool = await db.create_pool(settings.database_url, max_size=2)
     loopback, private = settings.webhook_allow_loopback, settings.webhook_allow_private
@@ -44,6 +50,7 @@ async def sync_now(
                     options=sync.options_from(settings),
                     since=since,
                     on_progress=report,
+                    source=source,
                 )
     finally:
         await pool.close()

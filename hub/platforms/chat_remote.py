@@ -26,7 +26,7 @@ import orjson
 import structlog
 
 if TYPE_CHECKING:
-    from hub.platforms.chat_sync import SyncProgress
+    from hub.platforms.sync import SyncRun
 
 log = structlog.get_logger("hub.chat_sync")
 
@@ -34,7 +34,7 @@ log = structlog.get_logger("hub.chat_sync")
 class SyncError(Exception):
     """The sync stopped before the end; ``progress`` is what was committed until then."""
 
-    def __init__(self, message: str, *, progress: SyncProgress | None = None) -> None:
+    def __init__(self, message: str, *, progress: SyncRun | None = None) -> None:
         super().__init__(message)
         self.progress = progress
 
