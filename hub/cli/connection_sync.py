@@ -34,25 +34,30 @@ async def sync_now(
     pool = await db.create_pool(settings.database_url, max_size=2)
     loopback, private = settings.webhook_allow_loopback, settings.webhook_allow_private
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    # The bar starts with the first page: a sync refused up front prints only its reason (stderr).
+    bar = Progress(*columns, TextColumn("{task.fields[detail]}"), console=console)
+    task = bar.add_task("orders", total=None, detail="")
+
+    def report(run: sync.SyncRun) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        detail = f"page {run.pages} · {run.created} new · {run.changed} changed · {run.failed} unreadable"
+        bar.update(task, completed=run.orders_seen, total=run.total, detail=detail)
+
     try:
         async with pinned_session(allow_loopback=loopback, allow_private=private) as http:
-            with Progress(*columns, TextColumn("{task.fields[detail]}"), console=console) as bar:
-                task = bar.add_task("orders", total=None, detail="")
-
-                def report(run: sync.SyncRun) -> None:
-                    detail = f"page {run.pages} · {run.created} new · {run.changed} changed · {run.failed} unreadable"
-                    bar.update(task, completed=run.orders_seen, total=run.total, detail=detail)
-
-                run, delivery_ids = await sync.run_sync(
-                    pool,
-                    connection_id=connection_id,
-                    session=http,
-                    options=sync.options_from(settings),
-                    since=since,
-                    on_progress=report,
-                    source=source,
-                )
+            run, delivery_ids = await sync.run_sync(
+                pool,
+                connection_id=connection_id,
+                session=http,
+                options=sync.options_from(settings),
+                since=since,
+                on_progress=report,
+                source=source,
+            )
     finally:
+        if bar.live.is_started:  # stopping a bar never started would still print a blank line
+            bar.stop()
         await pool.close()
     await _wake(settings, delivery_ids, err)
     return run

@@ -65,7 +65,9 @@ def parse_since(value: str | None) -> datetime | None:
             return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise typer.BadParameter("expected an ISO 8601 date or time (2026-01-31, 2026-01-31T10:00:00Z)") from exc
+        raise typer.BadParameter(
+            "expected an ISO 8601 date or time (2026-01-31, 2026-01-31T10:00:00Z)", param_hint="--since"
+        ) from exc
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
