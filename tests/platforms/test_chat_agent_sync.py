@@ -357,7 +357,7 @@ async def _hub(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_cli_sync_prints_progress_and_a_summary(
+async def test_cli_sync_both_usages_print_progress_and_a_summary(
     db: asyncpg.Connection, auth: dict[str, str], settings: Settings, tmp_path: Any
 ) -> None:
     assert settings.database_url is not None
@@ -379,6 +379,7 @@ async def test_cli_sync_prints_progress_and_a_summary(
         missing = await _hub(env, "sync", "conn_nope", *data)
         missing_old = await _hub(env, "sync", "chat-agent", "--connection", "conn_nope", *data)
         bad_since = await _hub(env, "sync", conn_id, "--since", "last week", *data)
+        usage = await _hub(env | {"COLUMNS": "200"}, "sync", "--help")
     assert "120/120" in old.splitlines()[0]  # the bar's last frame, then the summary
     assert "Synced 120 orders from 2020-01-01 in 2 pages: 120 created, 0 updated, 0 unchanged" in old
     assert f"Synced {conn_id} (reconcile): 120 orders since 2020-01-01T00:00:00Z in 2 pages: 0 created" in new
@@ -392,11 +393,6 @@ async def test_cli_sync_prints_progress_and_a_summary(
     assert bad_since[0] == 2
     assert "--since" in bad_since[2]
     assert "ISO 8601" in bad_since[2]
-
-
-async def test_cli_sync_help_shows_both_usages(settings: Settings) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    code, out, _ = await _hub(env | {"COLUMNS": "200"}, "sync", "--help")
-    assert code == 0
-    assert "CONNECTION_ID" in out
-    assert "chat-agent --connection ID" in out
+    assert usage[0] == 0
+    assert "CONNECTION_ID" in usage[1]
+    assert "chat-agent --connection ID" in usage[1]
