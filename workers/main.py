@@ -107,7 +107,6 @@ def create_worker(settings: Settings, *, burst: bool = False, settle_heap: bool 
         "functions": JOBS,
         "cron_jobs": [
             cron(sweeper.sweep, second=seconds, run_at_startup=True, unique=False),
-            cron(chat_sync.schedule_chat_syncs, minute=set(range(0, 60, 5)), second=0),
         ],
         "redis_settings": queue.redis_settings(settings.redis_url),
         "queue_name": queue.QUEUE_NAME,

@@ -4,6 +4,7 @@
 runs with every sweep and enqueues a sync for each pulled connection whose next reconcile is due
 (``sync_next_at``, moved forward by the same statement, so several workers never enqueue one twice).
 A failed sync is recorded on the connection and left for the next reconcile; arq never retries it.
+``workers.chat_sync.sync_chat_agent`` (the chat-agent pull's old job name, a wire contract) runs this job.
 One sync per connection at a time across workers is the engine's advisory lock.
 """
 
@@ -63,7 +64,17 @@ async def sync_connection(
     except SyncError as exc:
         return {"connection_id": connection_id, "error": str(exc)}
     await _wake(hub, delivery_ids)
-    return {"connection_id": connection_id, "mode": run.mode, "orders_seen": run.orders_seen, "missed": run.missed}
+    return {
+        "connection_id": connection_id,
+        "mode": run.mode,
+        "since": run.since.isoformat(),
+        "pages": run.pages,
+        "orders_seen": run.orders_seen,
+        "created": run.created,
+        "changed": run.changed,
+        "failed": run.failed,
+        "missed": run.missed,
+    }
 
 
 async def _wake(hub: WorkerContext, delivery_ids: list[str]) -> None:

@@ -2,7 +2,7 @@
 
 The same run the worker makes on creation and every reconcile (``hub.platforms.sync``), from a
 terminal: a first backfill from a given date (``--since``), or a reconcile after an outage. The bar and
-the summary go to stdout, logs and errors to stderr.
+the summary go to stdout, logs and errors to stderr; ``hub.cli.sync`` wires it to ``hub sync``.
 """
 
 from __future__ import annotations
@@ -20,31 +20,43 @@ from hub.settings import Settings
 
 
 async def sync_now(
-    settings: Settings, connection_id: str, since: datetime | None, *, console: Console, err: Console
+    settings: Settings,
+    connection_id: str,
+    since: datetime | None,
+    *,
+    console: Console,
+    err: Console,
+    source: str | None = None,
 ) -> sync.SyncRun:
-    """Run one sync of ``connection_id``; raises ``SyncError`` (and subclasses) when it fails."""
+    """Run one sync of ``connection_id`` (only of ``source``, when given); raises ``SyncError`` when it fails."""
     assert settings.database_url is not None
     pool = await db.create_pool(settings.database_url, max_size=2)
     loopback, private = settings.webhook_allow_loopback, settings.webhook_allow_private
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    # The bar starts with the first page: a sync refused up front prints only its reason (stderr).
+    bar = Progress(*columns, TextColumn("{task.fields[detail]}"), console=console)
+    task = bar.add_task("orders", total=None, detail="")
+
+    def report(run: sync.SyncRun) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        detail = f"page {run.pages} · {run.created} new · {run.changed} changed · {run.failed} unreadable"
+        bar.update(task, completed=run.orders_seen, total=run.total, detail=detail)
+
     try:
         async with pinned_session(allow_loopback=loopback, allow_private=private) as http:
-            with Progress(*columns, TextColumn("{task.fields[detail]}"), console=console) as bar:
-                task = bar.add_task("orders", total=None, detail="")
-
-                def report(run: sync.SyncRun) -> None:
-                    detail = f"page {run.pages} · {run.created} new · {run.changed} changed · {run.failed} unreadable"
-                    bar.update(task, completed=run.orders_seen, total=run.total, detail=detail)
-
-                run, delivery_ids = await sync.run_sync(
-                    pool,
-                    connection_id=connection_id,
-                    session=http,
-                    options=sync.options_from(settings),
-                    since=since,
-                    on_progress=report,
-                )
+            run, delivery_ids = await sync.run_sync(
+                pool,
+                connection_id=connection_id,
+                session=http,
+                options=sync.options_from(settings),
+                since=since,
+                on_progress=report,
+                source=source,
+            )
     finally:
+        if bar.live.is_started:  # stopping a bar never started would still print a blank line
+            bar.stop()
         await pool.close()
     await _wake(settings, delivery_ids, err)
     return run

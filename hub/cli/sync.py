@@ -1,8 +1,10 @@
-"""``hub sync chat-agent``: pull a chat-agent connection's orders now, with a progress bar.
+"""``hub sync``: subscribe and pull one connection's orders now, with a progress bar.
 
-The same sync the worker runs every five minutes (``hub.platforms.chat_sync``), run from a
-terminal: for a first backfill (``--since``), or to reconcile after an outage. The progress bar and
-the summary go to stdout, logs and errors to stderr; the exit status is 1 when the sync failed.
+Two usages, one engine (``hub.platforms.sync``, the run the worker makes on creation and every
+reconcile): ``hub sync CONNECTION_ID [--since ISO-date-or-time]`` for any pulled connection, and
+``hub sync chat-agent --connection ID [--since DATE]``, the chat agent's older spelling (same output
+as before). The bar and the one-line summary go to stdout, logs and errors to stderr; the exit status
+is 1 when the sync failed, with the reason.
 """
 
 from __future__ import annotations
@@ -12,98 +14,132 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
-    from hub.platforms.chat_sync import SyncProgress
-    from hub.settings import Settings
+    # typer vendors click: its groups take its own copy's Context and Command.
+    from typer._click import Command, Context
 
-sync_app = typer.Typer(pretty_exceptions_enable=False, help="Pull orders from remote systems now.")
+    from hub.platforms.sync import SyncRun
+
+CONNECTION_COMMAND = "connection"
+
+
+class SyncGroup(TyperGroup):
+    """``hub sync``'s click group: a first argument that names no subcommand is a connection id."""
+
+    def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Command | None, list[str]]:
+        """``hub sync conn_1 …`` runs ``hub sync connection conn_1 …`` (ids never clash with names)."""
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            command = self.get_command(ctx, CONNECTION_COMMAND)
+            if command is not None:
+                return CONNECTION_COMMAND, command, args
+        return super().resolve_command(ctx, args)
+
+
+sync_app = typer.Typer(
+    cls=SyncGroup,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    subcommand_metavar="CONNECTION_ID [--since ISO] | chat-agent --connection ID [--since DATE]",
+    help=(
+        "Subscribe and pull a connection's orders now, as the worker's reconcile does.\n\n"
+        "hub sync CONNECTION_ID [--since 2026-01-01 | 2026-01-01T10:00:00Z]: any connection with platform "
+        "credentials.\n\n"
+        "hub sync chat-agent --connection ID [--since DATE]: a chat_agent connection (its older spelling)."
+    ),
+)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Embedded data folder (default .hub, or HUB_DATA_DIR).")
 ]
 
 
-def parse_since(value: str | None) -> date | None:
-    """``YYYY-MM-DD`` or an ISO timestamp (its UTC date); typer.BadParameter otherwise."""
+def parse_since(value: str | None) -> datetime | None:
+    """``YYYY-MM-DD`` (midnight UTC) or an ISO 8601 time (UTC when it names no offset); BadParameter otherwise."""
     if value is None:
         return None
+    text = value.strip()
     try:
-        if len(value.strip()) == 10:
-            return date.fromisoformat(value.strip())
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise typer.BadParameter("expected a date, YYYY-MM-DD", param_hint="--since") from exc
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).date()
+        raise typer.BadParameter(
+            "expected an ISO 8601 date or time (2026-01-31, 2026-01-31T10:00:00Z)", param_hint="--since"
+        ) from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _pull(connection_id: str, since: datetime | None, data_dir: Path | None, *, source: str | None) -> SyncRun:
+    """Run the engine once from the terminal; exit 1 with the reason on stderr when it fails."""
+    from hub.cli.connection_sync import sync_now
+    from hub.cli.main import _configure_logs, _run, _settings, attached, console, err
+    from hub.platforms.chat_remote import SyncError
+
+    settings = _settings(data_dir)
+    _configure_logs(settings)
+    with attached(settings) as ready:
+        try:
+            return _run(sync_now(ready, connection_id, since, console=console, err=err, source=source))
+        except SyncError as exc:
+            done = exc.progress
+            stored = f" ({done.orders_seen} orders were read before it stopped)" if done and done.orders_seen else ""
+            err.print(f"[red]Sync failed:[/red] {exc}{stored}", highlight=False)
+            raise typer.Exit(1) from None
+
+
+def _unreadable_hint(run: SyncRun) -> None:
+    from hub.cli.main import console
+
+    if run.failed:
+        console.print("Unreadable orders are kept as failed inbound events: GET /api/v1/inbound-events?status=failed")
+
+
+@sync_app.command(CONNECTION_COMMAND)
+def connection(
+    connection_id: Annotated[str, typer.Argument(metavar="CONNECTION_ID", help="The connection's id (conn_…).")],
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Orders changed since this ISO date or time (default: cursor, else 30 days)."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """hub sync CONNECTION_ID: subscribe and pull one connection now (any platform with credentials)."""
+    from hub.cli.main import console
+
+    run = _pull(connection_id, parse_since(since), data_dir, source=None)
+    console.print(
+        f"Synced {connection_id} ({run.mode}): {run.orders_seen} orders since {_iso(run.since)} in {run.pages} pages: "
+        f"{run.created} created, {run.changed} changed, {run.unchanged} unchanged, {run.stale} stale, "
+        f"{run.failed} unreadable, {run.missed} missed by webhooks.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    _unreadable_hint(run)
 
 
 @sync_app.command("chat-agent")
 def chat_agent(
     connection: Annotated[str, typer.Option("--connection", help="The chat_agent connection's id (conn_…).")],
     since: Annotated[
-        str | None, typer.Option("--since", help="Orders created from this date (default: last sync, else 30 days).")
+        str | None, typer.Option("--since", help="Orders created from this date (default: cursor, else 30 days).")
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Page through the remote's GET /api/v1/orders and upsert every order, as the scheduled sync does."""
-    from hub.cli.main import _configure_logs, _run, _settings, attached, console, err
-    from hub.platforms.chat_remote import SyncError
+    """hub sync chat-agent --connection ID: pull a chat_agent connection now (same engine)."""
+    from hub.cli.main import console
 
-    since_date = parse_since(since)
-    settings = _settings(data_dir)
-    _configure_logs(settings)
-    with attached(settings) as ready:
-        try:
-            result = _run(_sync(ready, connection, since_date))
-        except SyncError as exc:
-            done = f" ({exc.progress.orders_seen} orders were stored before it stopped)" if exc.progress else ""
-            err.print(f"[red]Sync failed:[/red] {exc}{done}")
-            raise typer.Exit(1) from None
+    run = _pull(connection, parse_since(since), data_dir, source="chat_agent")
     console.print(
-        f"Synced {result.orders_seen} orders from {result.date_from.isoformat()} in {result.pages_done} pages: "
-        f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
-        f"{result.stale} stale, {result.failed} unreadable."
+        f"Synced {run.orders_seen} orders from {run.since.astimezone(UTC).date().isoformat()} in {run.pages} pages: "
+        f"{run.created} created, {run.changed} updated, {run.unchanged} unchanged, "
+        f"{run.stale} stale, {run.failed} unreadable.",
+        highlight=False,
+        soft_wrap=True,
     )
-    if result.failed:
-        console.print("Unreadable orders are kept as failed inbound events: GET /api/v1/inbound-events?status=failed")
+    _unreadable_hint(run)
 
 
-async def _sync(settings: Settings, connection_id: str, since: date | None) -> SyncProgress:
-    from redis.exceptions import RedisError
-
-    from hub import db, queue
-    from hub.cli.main import console, err
-    from hub.platforms import chat_sync
-    from hub.platforms.chat_client import ChatAgentClient, pinned_session
-
-    assert settings.database_url is not None
-    pool = await db.create_pool(settings.database_url, max_size=2)
-    redis = None
-    if settings.redis_url:
-        try:
-            redis = await queue.connect(settings.redis_url)
-        except (RedisError, OSError) as exc:  # deliveries still go out: the sweeper finds them
-            err.print(f"[yellow]Redis unavailable ({exc}); webhooks will be sent by the next sweep.[/yellow]")
-    loopback, private = settings.webhook_allow_loopback, settings.webhook_allow_private
-    options = chat_sync.SyncOptions(allow_loopback=loopback, allow_private=private)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    try:
-        async with pool.acquire() as conn, pinned_session(allow_loopback=loopback, allow_private=private) as http:
-            target = await chat_sync.load_target(conn, connection_id=connection_id)
-            remote = ChatAgentClient(http, base_url=target.base_url, api_key=target.api_key)
-            with Progress(*columns, TextColumn("{task.fields[detail]}"), console=console) as bar:
-                task = bar.add_task("pages", total=None, detail="")
-
-                def report(p: SyncProgress) -> None:
-                    of = f" of {p.orders_total}" if p.orders_total is not None else ""
-                    detail = f"{p.orders_seen}{of} orders · {p.created} new · {p.updated} updated"
-                    bar.update(task, completed=p.pages_done, total=p.pages_total, detail=detail)
-
-                return await chat_sync.run_sync(
-                    conn, target=target, remote=remote, since=since, options=options, redis=redis, on_progress=report
-                )
-    finally:
-        if redis is not None:
-            await redis.aclose()
-        await pool.close()
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

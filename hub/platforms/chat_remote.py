@@ -20,13 +20,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 import structlog
-
-if TYPE_CHECKING:
-    from hub.platforms.chat_sync import SyncProgress
 
 log = structlog.get_logger("hub.chat_sync")
 
@@ -34,7 +31,8 @@ log = structlog.get_logger("hub.chat_sync")
 class SyncError(Exception):
     """The sync stopped before the end; ``progress`` is what was committed until then."""
 
-    def __init__(self, message: str, *, progress: SyncProgress | None = None) -> None:
+    def __init__(self, message: str, *, progress: Any = None) -> None:
+        # ``progress`` is the engine's ``hub.platforms.sync.SyncRun`` (not imported: no cycle)
         super().__init__(message)
         self.progress = progress
 

@@ -8,7 +8,9 @@ each page in one transaction through ``hub.orders.upsert`` (the webhook path's w
 rule, same events, same outbox). An order the connector cannot read is kept as a failed inbound event
 with the reason; the rest of the page goes on. Once the store's history was backfilled, an order (or
 order version) a pull creates or changes is counted as missed by webhooks. Errors: transient ones are
-retried with backoff (``Retry-After`` first); ``AuthRevoked`` sets ``needs_attention``.
+retried with backoff (``Retry-After`` first); ``AuthRevoked`` sets ``needs_attention``. Before any
+request the platform's origin must pass the webhook SSRF policy (``allow_loopback``/``allow_private``).
+A ``SyncError`` carries the run so far as ``progress`` (the pages before it are committed).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import structlog
 
 from connectors.base import ConnectorError, NormalizedOrder
 from hub.db import Conn
+from hub.delivery.targets import TargetPolicy, check_url
 from hub.ids import new_id
 from hub.orders.rules import refusal
 from hub.orders.upsert import upsert_orders
@@ -42,6 +45,7 @@ from hub.platforms.chat_remote import (
 from hub.platforms.pull import OrdersPage, PlatformClient, Sleep
 from hub.platforms.targets import Target, load_target
 from hub.settings import Settings
+from hub.ssrf import UnresolvableHostError, UnsafeUrlError
 
 log = structlog.get_logger("hub.platform_sync")
 
@@ -78,6 +82,9 @@ class SyncOptions:
     clock_skew_seconds: float = 300.0
     policy: RetryPolicy = PLATFORM_RETRY
     sleep: Sleep = asyncio.sleep
+    #: The webhook SSRF policy's settings: a platform origin on loopback/private addresses only if allowed.
+    allow_loopback: bool = False
+    allow_private: bool = False
 
 
 Progress = Callable[[SyncRun], None]
@@ -90,6 +97,8 @@ def options_from(settings: Settings) -> SyncOptions:
         interval_seconds=settings.reconcile_interval_seconds,
         overlap_seconds=settings.reconcile_overlap_seconds,
         clock_skew_seconds=settings.source_clock_skew_seconds,
+        allow_loopback=settings.webhook_allow_loopback,
+        allow_private=settings.webhook_allow_private,
     )
 
 
@@ -117,10 +126,16 @@ async def run_sync(
     options: SyncOptions,
     since: datetime | None = None,
     on_progress: Progress | None = None,
+    source: str | None = None,
 ) -> tuple[SyncRun, list[str]]:
-    """Subscribe, then pull everything changed since the start point; returns the run and delivery ids."""
+    """Subscribe, then pull everything changed since the start point; returns the run and delivery ids.
+
+    ``source``, when given, is the only source accepted (``SyncNotPossible`` for another one).
+    """
     async with pool.acquire() as conn:
         target = await load_target(conn, connection_id)
+        if source is not None and target.source != source:
+            raise SyncNotPossible(f"connection {connection_id} is a {target.source} connection, not {source}")
         key = lock_key(connection_id)
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
             raise SyncNotPossible(f"a sync of {connection_id} is already running")
@@ -144,6 +159,7 @@ async def run_subscribe(
                 target.source, target.settings, session=session, secret=target.secret, sleep=options.sleep
             )
             try:
+                await check_address(target, options)
                 return await subscriptions.ensure(conn, target, client, public_url=options.public_url)
             except AuthRevoked as exc:
                 await _needs_attention(conn, target, exc)
@@ -165,6 +181,24 @@ async def _needs_attention(conn: Conn, target: Target, exc: AuthRevoked) -> None
     log.warning("platform_sync_needs_attention", connection_id=target.id, source=target.source, reason=reason)
 
 
+async def check_address(target: Target, options: SyncOptions) -> None:
+    """The platform origin must pass the webhook SSRF policy before any request is made.
+
+    The pinned session checks every name it resolves, but an IP-literal host is never resolved, so
+    the policy is applied here too (settings are the merchant's input: not a way into our network).
+    """
+    origin = registry.api_origin(target.source, target.settings)
+    if origin is None:
+        return
+    policy = TargetPolicy(allow_loopback=options.allow_loopback, allow_private=options.allow_private)
+    try:
+        await check_url(origin, policy=policy)
+    except UnresolvableHostError as exc:  # DNS trouble passes: the next reconcile asks again
+        raise TransientRemoteError(f"{origin}: {exc.reason}") from exc
+    except UnsafeUrlError as exc:
+        raise SyncNotPossible(f"{origin} refused: {exc.reason}") from exc
+
+
 async def _locked_run(
     conn: Conn,
     target: Target,
@@ -184,12 +218,15 @@ async def _locked_run(
     await sync_state.mark_running(conn, target.id)
     delivery_ids: list[str] = []
     try:
+        await check_address(target, options)
         await _subscribe(conn, target, client, options)
         delivery_ids = await _pull(conn, target, client, run, options=options, report=report)
     except AuthRevoked as exc:
+        exc.progress = run
         await _needs_attention(conn, target, exc)
         raise
     except SyncError as exc:
+        exc.progress = run
         await sync_state.mark_failed(conn, target.id, error=str(exc), next_at=next_at)
         log.warning("platform_sync_failed", connection_id=target.id, source=target.source, error=str(exc))
         raise
@@ -266,6 +303,7 @@ async def _store_page(
             found = client.normalize(order)
         except ConnectorError as exc:
             unreadable.append((order, str(exc) or type(exc).__name__))
+            continue
         except (TypeError, ValueError, KeyError, AttributeError) as exc:  # an answer its docs do not describe
             unreadable.append((order if isinstance(order, dict) else {"value": order}, f"unreadable order: {exc!r}"))
             continue

@@ -59,7 +59,9 @@ async def test_platform_through_the_engine(
         conn_id = await _create(hub, auth, source, creds)
         assert settings.database_url is not None
         pool = await hub_db.create_pool(settings.database_url, max_size=2)
-        options = sync.SyncOptions(public_url=f"http://127.0.0.1:{free_port}", interval_seconds=600, overlap_seconds=60)
+        options = sync.SyncOptions(
+            public_url=f"http://127.0.0.1:{free_port}", interval_seconds=600, overlap_seconds=60, allow_loopback=True
+        )
         try:
             async with pinned_session(allow_loopback=True) as http:
                 run, _ = await sync.run_sync(pool, connection_id=conn_id, session=http, options=options)

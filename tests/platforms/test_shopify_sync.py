@@ -171,7 +171,7 @@ async def test_throttled_shop_is_waited_for_and_a_revoked_token_needs_attention(
         shop.use_calls(39)  # another app of the shop just used the bucket
         assert settings.database_url is not None
         pool = await hub_db.create_pool(settings.database_url, max_size=2)
-        options = sync.SyncOptions(public_url=None, interval_seconds=600, overlap_seconds=60)
+        options = sync.SyncOptions(public_url=None, interval_seconds=600, overlap_seconds=60, allow_loopback=True)
         try:
             async with pinned_session(allow_loopback=True) as http:
                 run, _ = await sync.run_sync(pool, connection_id=conn_id, session=http, options=options)
@@ -235,7 +235,9 @@ async def test_a_refused_subscription_never_stops_the_backfill(
         shop.fail(404, body=b'{"errors":"Not Found"}')  # the webhooks list answers 404 once
         assert settings.database_url is not None
         pool = await hub_db.create_pool(settings.database_url, max_size=2)
-        options = sync.SyncOptions(public_url="http://127.0.0.1:9", interval_seconds=600, overlap_seconds=60)
+        options = sync.SyncOptions(
+            public_url="http://127.0.0.1:9", interval_seconds=600, overlap_seconds=60, allow_loopback=True
+        )
         try:
             async with pinned_session(allow_loopback=True) as http:
                 run, _ = await sync.run_sync(pool, connection_id=conn_id, session=http, options=options)

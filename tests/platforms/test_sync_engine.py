@@ -35,7 +35,9 @@ async def _no_wait(_seconds: float) -> None:
     return None
 
 
-OPTIONS = sync.SyncOptions(public_url="http://hub.test", interval_seconds=600, overlap_seconds=60, sleep=_no_wait)
+OPTIONS = sync.SyncOptions(
+    public_url="http://hub.test", interval_seconds=600, overlap_seconds=60, sleep=_no_wait, allow_loopback=True
+)
 
 
 async def _create(client: TestClient[Any, Any], auth: dict[str, str], base_url: str) -> dict[str, Any]:

@@ -43,7 +43,9 @@ async def test_subscribed_store_deliveries_verify_and_pulls_fill_the_gaps(
         conn_id = (await resp.json())["data"]["id"]
         assert settings.database_url is not None
         pool = await hub_db.create_pool(settings.database_url, max_size=2)
-        options = sync.SyncOptions(public_url=f"http://127.0.0.1:{free_port}", interval_seconds=600, overlap_seconds=60)
+        options = sync.SyncOptions(
+            public_url=f"http://127.0.0.1:{free_port}", interval_seconds=600, overlap_seconds=60, allow_loopback=True
+        )
         try:
             async with pinned_session(allow_loopback=True) as http:
                 store.throttle(4, per_seconds=0.5)
