@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hub import ssrf
 from hub.api._query import list_meta, page_of
 from hub.api._router import Router
 from hub.db import session_scope
@@ -31,6 +32,11 @@ def public_base_url(request: web.Request) -> str:
 )
 async def create_connection(request: web.Request) -> web.Response:
     data = await read_model(request, svc.ConnectionCreate)
+    settings = request.app[SETTINGS]
+    policy = ssrf.AddressPolicy(
+        allow_loopback=settings.webhook_allow_loopback, allow_private=settings.webhook_allow_private
+    )
+    await svc.check_remote_urls(data.settings, policy=policy)
     async with session_scope(request.app[SESSIONS]) as session:
         connection = await svc.create_connection(session, organization_id=principal(request).organization_id, data=data)
     out = svc.connection_out(connection, base_url=public_base_url(request), reveal_secret=True)

@@ -139,11 +139,11 @@ def default_since(target: SyncTarget, *, now: datetime) -> date:
 
 
 async def _check_address(target: SyncTarget, options: SyncOptions) -> None:
-    # The base URL is the merchant's input: it must not point the hub at its own network.
-    if options.allow_private:
-        return
+    # The base URL is the merchant's input: it must not point the hub at its own network. The same policy
+    # as every outgoing call; allow_private never opens metadata or link-local addresses.
+    policy = ssrf.AddressPolicy(allow_loopback=options.allow_loopback, allow_private=options.allow_private)
     try:
-        await ssrf.resolve_and_check(target.base_url, allow_loopback=options.allow_loopback)
+        await ssrf.check_url(target.base_url, policy=policy)
     except ssrf.UnresolvableHostError as exc:
         raise TransientRemoteError(f"base_url: {exc.reason}") from exc
     except ssrf.UnsafeUrlError as exc:

@@ -26,7 +26,7 @@ from connectors._standard_webhooks import secret_key as standard_webhooks_key
 from connectors.base import SignatureError
 from hub import ssrf
 from hub.delivery import signing
-from hub.errors import NotFound
+from hub.errors import NotFound, ValidationFailed
 from hub.ids import new_id
 from hub.models import Connection
 
@@ -119,6 +119,33 @@ def _chat_agent_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise _invalid("api_key: required with base_url (the remote's Bearer key)")
     # Paths are joined onto the base URL, so a trailing slash would double up.
     return {**settings, "base_url": normalized.rstrip("/"), "api_key": api_key.strip()}
+
+
+def remote_urls(settings: dict[str, Any]) -> dict[str, str]:
+    """The URLs the hub will dial for these settings (setting name → URL), to be SSRF-checked at creation.
+
+    ``api_base_url`` and the chat agent's ``base_url`` always; a shop's own address only when its
+    credentials make the hub call it and no ``api_base_url`` replaces it.
+    """
+    urls = {k: v for k in ("base_url", "api_base_url") if isinstance(v := settings.get(k), str)}
+    if "api_base_url" not in urls:
+        store, domain = settings.get("store_url"), settings.get("shop_domain")
+        if isinstance(store, str) and settings.get("consumer_key"):
+            urls["store_url"] = store
+        if isinstance(domain, str) and settings.get("access_token"):
+            urls["shop_domain"] = domain if "://" in domain else f"https://{domain}"
+    return urls
+
+
+async def check_remote_urls(
+    settings: dict[str, Any], *, policy: ssrf.AddressPolicy, resolver: ssrf.Resolver | None = None
+) -> None:
+    """422 naming ``settings`` when a URL the hub would dial is refused by the SSRF guard (no request is made)."""
+    for name, url in remote_urls(settings).items():
+        try:
+            await ssrf.check_url(url, policy=policy, resolver=resolver)
+        except ssrf.UnsafeUrlError as exc:
+            raise ValidationFailed(details={"settings": f"{name}: {exc.reason}"}) from exc
 
 
 class ConnectionOut(BaseModel):
