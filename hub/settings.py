@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=200, gt=0)
     hooks_rate_limit: str = "5000/second"
 
+    database_pool_size: int = Field(default=20, gt=0)
+    ingest_pool_size: int = Field(default=4, ge=2)
+    export_max_concurrent: int = Field(default=4, gt=0)
+    export_max_per_org: int = Field(default=2, gt=0)
+    export_stall_seconds: float = Field(default=30.0, gt=0)
+
     default_currency: str = "SAR"
     default_phone_region: str = "SA"
     duplicate_window_seconds: int = Field(default=300, ge=0)

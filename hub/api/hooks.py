@@ -21,7 +21,7 @@ from connectors.base import RawRequest, SignatureError
 from hub.api._router import Router
 from hub.errors import NotFound, Unauthorized
 from hub.ingest.store import InboundItem, summarize_headers
-from hub.keys import CONNECTION_CACHE, INBOUND, PG_POOL, REDIS, SETTINGS
+from hub.keys import CONNECTION_CACHE, INBOUND, INGEST_POOL, REDIS, SETTINGS
 from hub.ops.metrics import BAD_SIGNATURE, record_reject
 from hub.web.responses import json_response
 
@@ -101,7 +101,7 @@ async def _connection(request: web.Request, connection_id: str) -> Any:
     hit = cache.get(connection_id)
     if hit is not None and now - hit[0] < _TTL:
         return hit[1]
-    row = await request.app[PG_POOL].fetchrow(
+    row = await request.app[INGEST_POOL].fetchrow(
         "SELECT organization_id, source, secret FROM connections WHERE id = $1 AND deleted_at IS NULL", connection_id
     )
     if len(cache) > 10_000:
