@@ -25,10 +25,12 @@ import connectors
 from connectors._standard_webhooks import secret_key as standard_webhooks_key
 from connectors.base import SignatureError
 from hub import ssrf
+from hub.db import Conn
 from hub.delivery import signing
 from hub.errors import NotFound, ValidationFailed
 from hub.ids import new_id
 from hub.models import Connection
+from hub.platforms.shops import BOUND_KEY
 
 #: Sources the hub knows by name, whether or not their connector module is loaded in this build.
 KNOWN_SOURCES = frozenset({"salla", "zid", "shopify", "woocommerce", "chat_agent", "generic"})
@@ -256,3 +258,20 @@ async def delete_connection(session: AsyncSession, *, organization_id: str, conn
     session.add(connection)
     await session.flush()
     return connection
+
+
+async def bind_shop(conn: Conn, *, connection_id: str, shop: str) -> str:
+    """Bind an unbound connection to ``shop`` (its first verified event's); return the shop it is bound to.
+
+    Race-safe: of two first events naming different shops, one binds and the other sees that binding.
+    """
+    bound = await conn.fetchval(
+        "UPDATE connections SET settings = settings || jsonb_build_object($2::text, $3::text) "
+        "WHERE id = $1 AND NOT (settings ? $2) RETURNING settings ->> $2",
+        connection_id,
+        BOUND_KEY,
+        shop,
+    )
+    if bound is None:
+        bound = await conn.fetchval("SELECT settings ->> $2 FROM connections WHERE id = $1", connection_id, BOUND_KEY)
+    return str(bound) if bound is not None else shop
