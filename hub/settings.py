@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     webhook_retry_schedule: Annotated[tuple[int, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_endpoints: int = Field(default=50, gt=0)
     webhook_endpoint_concurrency: int = Field(default=8, gt=0)
     webhook_disable_after_seconds: int = Field(default=5 * 24 * 3600, gt=0)
     webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)

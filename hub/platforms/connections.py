@@ -36,8 +36,9 @@ from hub.platforms.shops import BOUND_KEY
 KNOWN_SOURCES = frozenset({"salla", "zid", "shopify", "woocommerce", "chat_agent", "generic"})
 #: Sources whose senders verify with Standard Webhooks (``whsec_`` secrets we can generate).
 STANDARD_WEBHOOK_SOURCES = frozenset({"chat_agent", "generic"})
-#: Zid's only authentication is the token in the URL, so a guessable one is refused.
-MIN_TOKEN_LENGTH = 16
+#: The shortest inbound secret accepted for any source: a short HMAC key (or Zid URL token) is guessable.
+MIN_SECRET_LENGTH = 16
+MIN_TOKEN_LENGTH = MIN_SECRET_LENGTH
 MAX_SETTINGS_BYTES = 16_384
 # Settings keys whose values are credentials: shown masked, never in full.
 _SENSITIVE_KEY = re.compile(r"key|secret|token|password", re.IGNORECASE)
@@ -79,8 +80,7 @@ class ConnectionCreate(BaseModel):
             if source in {"salla", "shopify"}:
                 raise _invalid(f"required for {source} (the signing secret the platform issues)")
             return None
-        if source == "zid" and len(value) < MIN_TOKEN_LENGTH:
-            raise _invalid(f"a zid token is its only proof of origin; use at least {MIN_TOKEN_LENGTH} characters")
+        _check_strength(source, value)
         if source in STANDARD_WEBHOOK_SOURCES:
             # The very derivation the connector verifies with, so a secret accepted here can verify.
             try:
@@ -97,6 +97,15 @@ class ConnectionCreate(BaseModel):
         if info.data.get("source") == "chat_agent":
             return _chat_agent_settings(value)
         return value
+
+
+def _check_strength(source: str, secret: str) -> None:
+    """Every inbound secret has at least :data:`MIN_SECRET_LENGTH` characters (422 naming ``secret``)."""
+    if len(secret) >= MIN_SECRET_LENGTH:
+        return
+    if source == "zid":
+        raise _invalid(f"a zid token is its only proof of origin; use at least {MIN_SECRET_LENGTH} characters")
+    raise _invalid(f"too short to resist guessing; use at least {MIN_SECRET_LENGTH} characters")
 
 
 def _invalid(message: str) -> PydanticCustomError:
@@ -142,10 +151,15 @@ def remote_urls(settings: dict[str, Any]) -> dict[str, str]:
 async def check_remote_urls(
     settings: dict[str, Any], *, policy: ssrf.AddressPolicy, resolver: ssrf.Resolver | None = None
 ) -> None:
-    """422 naming ``settings`` when a URL the hub would dial is refused by the SSRF guard (no request is made)."""
+    """422 naming ``settings`` when a URL the hub would dial is refused by the SSRF guard (no request is made).
+
+    A name that does not resolve yet is accepted: the pinned session checks every address it dials.
+    """
     for name, url in remote_urls(settings).items():
         try:
             await ssrf.check_url(url, policy=policy, resolver=resolver)
+        except ssrf.UnresolvableHostError:
+            continue  # not refused, just not resolvable now: every call re-checks the address it dials
         except ssrf.UnsafeUrlError as exc:
             raise ValidationFailed(details={"settings": f"{name}: {exc.reason}"}) from exc
 
