@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=200, gt=0)
 
     ops_token: SecretStr | None = None
+    ops_login_limit: str = "5/minute"
     metrics_token: SecretStr | None = None
 
     @field_validator("webhook_retry_schedule", mode="before")
