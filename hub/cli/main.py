@@ -217,12 +217,8 @@ async def _wait_for_signal(*watch: asyncio.Task[Any]) -> None:
 def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
     """Run the API server only (production; workers run with ``hub worker``)."""
     settings = _settings(data_dir, host=host, port=port)
-    if settings.public_url is None and not settings.trust_host_header:
-        # inbound_url would otherwise follow whatever Host header a client sends (a spoofed one included).
-        err.print(
-            "[red]hub serve needs HUB_PUBLIC_URL[/red] (the URL platforms reach this hub at), or "
-            "HUB_TRUST_HOST_HEADER=true behind a proxy that sets the Host header itself."
-        )
+    if settings.public_url is None and not settings.trust_host_header:  # else inbound_url follows any Host header
+        err.print("[red]hub serve needs HUB_PUBLIC_URL[/red] (or HUB_TRUST_HOST_HEADER=true behind a proxy)")
         raise typer.Exit(2)
     _configure_logs(settings)
     with attached(settings) as ready:
