@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
-from hub import db, queue
+from hub import db, queue, ssrf, ssrf_http
 from hub.api import connections, contacts, health, hooks, inbound_events, openapi, orders, products
 from hub.api import deliveries as deliveries_api
 from hub.api import metrics as metrics_api
@@ -97,7 +96,10 @@ async def _inbound(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
-    app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    # Every outgoing call goes through the one SSRF guard, this shared client included.
+    settings = app[SETTINGS]
+    policy = ssrf.AddressPolicy.from_settings(settings)
+    app[HTTP] = ssrf_http.pinned_session(policy)
     yield
     await app[HTTP].close()
 

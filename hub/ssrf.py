@@ -23,6 +23,7 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -272,12 +273,22 @@ def address_refusal(address: str, *, allow_loopback: bool, allow_private: bool) 
     return reason
 
 
+class _PolicySettings(Protocol):
+    webhook_allow_loopback: bool
+    webhook_allow_private: bool
+
+
 @dataclass(frozen=True, slots=True)
 class AddressPolicy:
     """Which address classes outgoing calls may reach (``HUB_WEBHOOK_ALLOW_LOOPBACK`` / ``_PRIVATE``)."""
 
     allow_loopback: bool = False
     allow_private: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: _PolicySettings) -> AddressPolicy:
+        """The policy the hub's settings ask for (every outgoing call uses this one)."""
+        return cls(allow_loopback=settings.webhook_allow_loopback, allow_private=settings.webhook_allow_private)
 
     def refusal(self, address: str) -> str | None:
         """Why ``address`` is refused, or None."""

@@ -27,7 +27,6 @@ import contextlib
 import functools
 from typing import Any
 
-import aiohttp
 import asyncpg
 import structlog
 from arq import cron
@@ -38,6 +37,8 @@ from redis.exceptions import RedisError
 from hub import db, heap, queue
 from hub.ingest.store import NOTIFY_CHANNEL
 from hub.settings import Settings, asyncpg_dsn
+from hub.ssrf import AddressPolicy
+from hub.ssrf_http import pinned_session
 from workers import chat_sync, deliveries, ingest, sweeper
 from workers.context import CTX_KEY, WorkerContext
 
@@ -209,7 +210,8 @@ def _startup(settings: Settings, *, settle_heap: bool = False) -> Any:
             engine=engine,
             sessions=db.session_factory(engine),
             redis=ctx["redis"],
-            http=aiohttp.ClientSession(auto_decompress=True),
+            # The one SSRF guard of every outgoing call (hub.ssrf_http), for whatever job uses this client.
+            http=pinned_session(AddressPolicy.from_settings(settings)),
         )
         deliveries.open_sender(ctx, settings)
         if settle_heap:  # a process of its own (hub worker / hub up), not a test's worker

@@ -33,9 +33,7 @@ def public_base_url(request: web.Request) -> str:
 async def create_connection(request: web.Request) -> web.Response:
     data = await read_model(request, svc.ConnectionCreate)
     settings = request.app[SETTINGS]
-    policy = ssrf.AddressPolicy(
-        allow_loopback=settings.webhook_allow_loopback, allow_private=settings.webhook_allow_private
-    )
+    policy = ssrf.AddressPolicy.from_settings(settings)
     await svc.check_remote_urls(data.settings, policy=policy)
     async with session_scope(request.app[SESSIONS]) as session:
         connection = await svc.create_connection(session, organization_id=principal(request).organization_id, data=data)
