@@ -70,17 +70,13 @@ async def test_metadata_and_link_local_are_refused_whatever_the_settings(url: st
         await ssrf.check_url(url, policy=ssrf.AddressPolicy(**EVERYTHING))
 
 
-async def test_names_are_checked_by_the_same_pinned_resolver(remote: tuple[str, list[web.Request]]) -> None:
-    base_url, seen = remote
-
+async def test_names_are_checked_by_the_same_pinned_resolver() -> None:
     async def metadata(host: str, port: int) -> list[str]:
         return ["169.254.169.254"]
 
     async with guarded_session(ssrf.AddressPolicy(**EVERYTHING), resolver=metadata) as http:
-        with pytest.raises(Exception) as caught:  # noqa: PT011 - aiohttp wraps the resolver's error
+        with pytest.raises(ssrf.UnsafeUrlError, match="cloud metadata"):
             await http.get("http://rebound.example/api/v1/orders")
-    assert isinstance(caught.value, ssrf.UnsafeUrlError) or isinstance(caught.value.__cause__, ssrf.UnsafeUrlError)
-    assert seen == []
 
 
 @pytest.mark.parametrize(
