@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
-from hub import db, queue
+from hub import db, queue, ssrf, ssrf_http
 from hub.api import connections, contacts, health, hooks, inbound_events, openapi, orders, products
 from hub.api import deliveries as deliveries_api
 from hub.api import metrics as metrics_api
@@ -20,8 +19,22 @@ from hub.api import ops as ops_api
 from hub.api import webhooks as webhooks_api
 from hub.api._router import Router
 from hub.ingest.store import GroupCommitter
-from hub.keys import CONNECTION_CACHE, ENGINE, HTTP, HTTP_METRICS, INBOUND, LIMITER, PG_POOL, REDIS, SESSIONS, SETTINGS
+from hub.keys import (
+    CONNECTION_CACHE,
+    ENGINE,
+    EXPORTS,
+    HTTP,
+    HTTP_METRICS,
+    INBOUND,
+    INGEST_POOL,
+    LIMITER,
+    PG_POOL,
+    REDIS,
+    SESSIONS,
+    SETTINGS,
+)
 from hub.ops.metrics import HttpMetrics
+from hub.orders.export import ExportGate
 from hub.settings import Settings
 from hub.web.middleware import _MAX_BODY, auth_middleware, error_middleware, rate_limit_middleware
 from hub.web.ratelimit import Limiter
@@ -53,8 +66,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     engine = db.create_engine(settings.database_url)
     app[ENGINE] = engine
     app[SESSIONS] = db.session_factory(engine)
-    app[PG_POOL] = await db.create_pool(settings.database_url, max_size=20)
+    app[PG_POOL] = await db.create_pool(settings.database_url, max_size=settings.database_pool_size)
+    # A pool of its own, so no stalled API path (an export, a slow query) can starve signed webhooks.
+    app[INGEST_POOL] = await db.create_pool(settings.database_url, max_size=settings.ingest_pool_size)
     yield
+    await app[INGEST_POOL].close()
     await app[PG_POOL].close()
     await engine.dispose()
 
@@ -70,7 +86,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 async def _inbound(app: web.Application) -> AsyncIterator[None]:
     # Each commit notifies the workers in the same statement: no Redis round trip on the way to a 202
     # or to the worker, and no wake-up for a commit that failed (workers/main.py listens).
-    committer = GroupCommitter(app[PG_POOL], notify=True)
+    committer = GroupCommitter(app[INGEST_POOL], notify=True)
     committer.start()
     app[INBOUND] = committer
     yield
@@ -78,7 +94,10 @@ async def _inbound(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
-    app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    # Every outgoing call goes through the one SSRF guard, this shared client included.
+    settings = app[SETTINGS]
+    policy = ssrf.AddressPolicy.from_settings(settings)
+    app[HTTP] = ssrf_http.pinned_session(policy)
     yield
     await app[HTTP].close()
 
@@ -93,6 +112,7 @@ def create_app(settings: Settings, *, overrides: dict[web.AppKey[Any], Any] | No
     app[HTTP_METRICS] = HttpMetrics()
     app[LIMITER] = Limiter.from_settings(settings)
     app[CONNECTION_CACHE] = {}
+    app[EXPORTS] = ExportGate(settings.export_max_concurrent)
     app[_MAX_BODY] = settings.max_body_bytes
     for key, value in (overrides or {}).items():
         app[key] = value

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.ingest.store import GroupCommitter
 from hub.ops.metrics import HttpMetrics
+from hub.orders.export import ExportGate
 from hub.settings import Settings
 from hub.web.ratelimit import Limiter
 
@@ -29,6 +30,9 @@ SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
+#: Ingest's own connections (the receiver's lookups and the group commits): no other path takes them.
+INGEST_POOL = web.AppKey("ingest_pool", asyncpg.Pool)
+EXPORTS = web.AppKey("exports", ExportGate)
 REDIS = web.AppKey("redis", ArqRedis)
 HTTP = web.AppKey("http", ClientSession)
 INBOUND = web.AppKey("inbound", GroupCommitter)

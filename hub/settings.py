@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None
+    trust_host_header: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
@@ -37,6 +38,12 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=200, gt=0)
     hooks_rate_limit: str = "5000/second"
 
+    database_pool_size: int = Field(default=20, gt=0)
+    ingest_pool_size: int = Field(default=4, ge=2)
+    export_max_concurrent: int = Field(default=4, gt=0)
+    export_max_per_org: int = Field(default=2, gt=0)
+    export_stall_seconds: float = Field(default=30.0, gt=0)
+
     default_currency: str = "SAR"
     default_phone_region: str = "SA"
     duplicate_window_seconds: int = Field(default=300, ge=0)
@@ -45,6 +52,7 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     webhook_retry_schedule: Annotated[tuple[int, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_endpoints: int = Field(default=50, gt=0)
     webhook_endpoint_concurrency: int = Field(default=8, gt=0)
     webhook_disable_after_seconds: int = Field(default=5 * 24 * 3600, gt=0)
     webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)
@@ -61,6 +69,7 @@ class Settings(BaseSettings):
     reconcile_overlap_seconds: float = Field(default=300.0, ge=0)
 
     ops_token: SecretStr | None = None
+    ops_login_limit: str = "5/minute"
     metrics_token: SecretStr | None = None
 
     @field_validator("webhook_retry_schedule", mode="before")

@@ -1,6 +1,7 @@
-"""SSRF guard for merchant webhook endpoint URLs.
+"""The SSRF guard of every outgoing call: webhook deliveries, chat-agent pulls, platform clients.
 
-Two layers:
+One policy (:class:`AddressPolicy`, built from the settings) and two layers; the HTTP side (pinned
+resolver and session factory) is :mod:`hub.ssrf_http`, which applies exactly these checks.
 
 * :func:`validate_url` — pure syntax checks when an endpoint is registered (scheme, host,
   credentials, length, odd characters) plus normalisation, including rewriting IPv4 literal tricks
@@ -16,19 +17,27 @@ pinned aiohttp resolver); resolving again at connect time would reopen a DNS-reb
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 __all__ = [
     "MAX_URL_LENGTH",
+    "AddressPolicy",
+    "address_refusal",
+    "check_url",
+    "resolve_host",
     "METADATA_ADDRESSES",
     "Resolver",
     "UnresolvableHostError",
     "UnsafeUrlError",
     "default_resolver",
+    "ip_literal",
     "is_forbidden_address",
     "resolve_and_check",
     "validate_url",
@@ -247,16 +256,61 @@ async def default_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-async def resolve_and_check(url: str, *, allow_loopback: bool, resolver: Resolver | None = None) -> list[str]:
-    """Validate ``url``, resolve its host and return the addresses, all of them allowed.
+@functools.lru_cache(maxsize=4096)
+def address_refusal(address: str, *, allow_loopback: bool, allow_private: bool) -> str | None:
+    """Why an outgoing call may not connect to ``address``, or None if it may (pure, cached).
 
-    Raises :class:`UnsafeUrlError` if the URL is invalid or ANY resolved address is forbidden
-    (:func:`is_forbidden_address`), :class:`UnresolvableHostError` if the name does not resolve.
-    IP-literal hosts are checked directly, without calling the resolver.
+    ``allow_private`` lets a self-hosted hub reach RFC 1918 / ULA hosts on its own network; metadata,
+    link-local, unspecified and the other special blocks stay refused whatever the settings.
     """
-    _, host, port, literal = _split(url)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"invalid address {address!r}"
+    reason = is_forbidden_address(ip, allow_loopback=allow_loopback)
+    if reason is not None and allow_private and reason.endswith("private address"):
+        return None
+    return reason
+
+
+class _PolicySettings(Protocol):
+    webhook_allow_loopback: bool
+    webhook_allow_private: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPolicy:
+    """Which address classes outgoing calls may reach (``HUB_WEBHOOK_ALLOW_LOOPBACK`` / ``_PRIVATE``)."""
+
+    allow_loopback: bool = False
+    allow_private: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: _PolicySettings) -> AddressPolicy:
+        """The policy the hub's settings ask for (every outgoing call uses this one)."""
+        return cls(allow_loopback=settings.webhook_allow_loopback, allow_private=settings.webhook_allow_private)
+
+    def refusal(self, address: str) -> str | None:
+        """Why ``address`` is refused, or None."""
+        return address_refusal(address, allow_loopback=self.allow_loopback, allow_private=self.allow_private)
+
+
+def ip_literal(host: str) -> str | None:
+    """``host`` as an address string if it is an IP literal (brackets allowed), else None."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
+async def resolve_host(host: str, port: int, *, policy: AddressPolicy, resolver: Resolver | None = None) -> list[str]:
+    """Resolve ``host`` and return its addresses if ALL are allowed; raise :class:`UnsafeUrlError`.
+
+    IP literals are checked without a lookup; :class:`UnresolvableHostError` when the name does not resolve.
+    """
+    literal = ip_literal(host)
     if literal is not None:
-        candidates: Sequence[str] = [str(literal)]
+        candidates: Sequence[str] = [literal]
     else:
         try:
             candidates = await (resolver or default_resolver)(host, port)
@@ -266,11 +320,27 @@ async def resolve_and_check(url: str, *, allow_loopback: bool, resolver: Resolve
     if not addresses:
         raise UnresolvableHostError(f"host {host!r} has no addresses")
     for address in addresses:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError as exc:
-            raise UnsafeUrlError(f"resolver returned an invalid address {address!r}") from exc
-        reason = is_forbidden_address(ip, allow_loopback=allow_loopback)
+        reason = policy.refusal(address)
         if reason is not None:
             raise UnsafeUrlError(f"{host} resolves to {address}: {reason}")
     return addresses
+
+
+async def check_url(url: str, *, policy: AddressPolicy, resolver: Resolver | None = None) -> str:
+    """Validate, normalise and resolve ``url``; return it normalised or raise :class:`UnsafeUrlError`."""
+    normalized, host, port, _ = _split(url)
+    await resolve_host(host, port, policy=policy, resolver=resolver)
+    return normalized
+
+
+async def resolve_and_check(
+    url: str, *, allow_loopback: bool, allow_private: bool = False, resolver: Resolver | None = None
+) -> list[str]:
+    """Validate ``url``, resolve its host and return the addresses, all of them allowed.
+
+    Raises :class:`UnsafeUrlError` if the URL is invalid or ANY resolved address is forbidden
+    (:func:`address_refusal`), :class:`UnresolvableHostError` if the name does not resolve.
+    """
+    _, host, port, _ = _split(url)
+    policy = AddressPolicy(allow_loopback=allow_loopback, allow_private=allow_private)
+    return await resolve_host(host, port, policy=policy, resolver=resolver)

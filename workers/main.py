@@ -17,7 +17,6 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import structlog
 from arq import cron, func
 from arq.worker import Worker
@@ -26,6 +25,8 @@ from redis.exceptions import RedisError
 from hub import db, heap, queue
 from hub.delivery.engine import DeliveryEngine
 from hub.settings import Settings, asyncpg_dsn
+from hub.ssrf import AddressPolicy
+from hub.ssrf_http import pinned_session
 from workers import chat_sync, deliveries, ingest, platform_sync, sweeper
 from workers.context import CTX_KEY, WorkerContext
 from workers.wakeups import Wakeups
@@ -61,7 +62,8 @@ def _startup(settings: Settings, *, settle_heap: bool = False) -> Hook:
             engine=engine,
             sessions=db.session_factory(engine),
             redis=redis,
-            http=aiohttp.ClientSession(auto_decompress=True),
+            # The one SSRF guard of every outgoing call (hub.ssrf_http), for whatever job uses this client.
+            http=pinned_session(AddressPolicy.from_settings(settings)),
             deliveries=DeliveryEngine.open(settings, pool, redis),
         )
 

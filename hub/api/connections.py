@@ -10,16 +10,14 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from hub import queue
+from hub import queue, ssrf
 from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.db import session_scope
-from hub.delivery.targets import TargetPolicy, check_url
 from hub.errors import ValidationFailed
 from hub.keys import PG_POOL, REDIS, SESSIONS, SETTINGS
 from hub.platforms import connections as svc
-from hub.platforms import registry, sync_state
-from hub.ssrf import UnsafeUrlError
+from hub.platforms import sync_state
 from hub.web.middleware import principal
 from hub.web.responses import ok, read_model
 
@@ -44,7 +42,9 @@ def public_base_url(request: web.Request) -> str:
 )
 async def create_connection(request: web.Request) -> web.Response:
     data = await read_model(request, svc.ConnectionCreate)
-    await _check_platform_address(request, data.source, data.settings)
+    settings = request.app[SETTINGS]
+    policy = ssrf.AddressPolicy.from_settings(settings)
+    await svc.check_remote_urls(data.settings, policy=policy)
     async with session_scope(request.app[SESSIONS]) as session:
         connection = await svc.create_connection(session, organization_id=principal(request).organization_id, data=data)
     if connection.pull:
@@ -54,20 +54,6 @@ async def create_connection(request: web.Request) -> web.Response:
     if connection.pull:
         message += " Subscribing at the platform and backfilling its orders."
     return ok(out, status=201, message=message)
-
-
-async def _check_platform_address(request: web.Request, source: str, settings: dict[str, object]) -> None:
-    """The platform origin must pass the SSRF guard now: a refused URL is a 422, never a request."""
-    origin = registry.api_origin(source, settings)
-    if origin is None or source == "chat_agent":  # the chat agent's base_url is checked when it is pulled
-        return
-    conf = request.app[SETTINGS]
-    policy = TargetPolicy(allow_loopback=conf.webhook_allow_loopback, allow_private=conf.webhook_allow_private)
-    try:
-        await check_url(origin, policy=policy)
-    except UnsafeUrlError as exc:
-        field = "settings.api_base_url" if "api_base_url" in settings else "settings"
-        raise ValidationFailed(details={field: f"the platform address is refused: {exc.reason}"}) from exc
 
 
 async def _enqueue_sync(request: web.Request, connection_id: str, *args: str | None) -> None:

@@ -1,9 +1,10 @@
 """``POST /hooks/{source}/{connection_id}``: where platforms push their webhooks.
 
 Order of work, for speed and safety: find the connection, verify the signature over the raw body
-(401 and nothing stored on failure, counted per source), then store the raw request durably (group
-commit) and answer 200 only after that commit (200, not 202: Salla counts only 200/201 as delivered,
-and every platform accepts 200). Parsing and normalizing happen later, in a worker,
+(401 and nothing stored on failure, counted per source), check the shop it names against the one the
+connection is bound to (``hub.platforms.shops``; 401, counted, for another shop), then store the raw
+request durably (group commit) and answer 200 only after that commit (200, not 202: Salla counts only
+200/201 as delivered, and every platform accepts 200). Parsing and normalizing happen later, in a worker,
 so a platform is acknowledged in milliseconds and a payload we cannot read is still kept.
 """
 
@@ -23,9 +24,12 @@ from connectors.base import RawRequest, SignatureError
 from hub.api._router import Router
 from hub.errors import NotFound, Unauthorized
 from hub.ingest.store import InboundItem, summarize_headers
-from hub.keys import CONNECTION_CACHE, INBOUND, PG_POOL, REDIS, SETTINGS
+from hub.keys import CONNECTION_CACHE, INBOUND, INGEST_POOL, REDIS, SETTINGS
 from hub.ops.metrics import BAD_SIGNATURE, record_reject
+from hub.platforms import connections, shops
 from hub.web.responses import json_response
+
+WRONG_SHOP = "wrong_shop"  # the reject reason counted for an event from another shop
 
 router = Router("hooks")
 #: One line per refused webhook (``hub up`` shows it on the console): the platform's side needs fixing.
@@ -79,6 +83,7 @@ async def receive(request: web.Request) -> web.Response:
         raise Unauthorized("Invalid webhook signature", details={"signature": str(exc)}) from exc
     if _is_form_ping(request, body):
         return json_response({"success": True, "data": {"id": None, "duplicate": False}, "message": "ping"})
+    await _check_shop(request, connection_id, row, raw)
     item = InboundItem(
         organization_id=row["organization_id"],
         connection_id=connection_id,
@@ -107,13 +112,30 @@ async def _connection(request: web.Request, connection_id: str) -> Any:
     hit = cache.get(connection_id)
     if hit is not None and now - hit[0] < _TTL:
         return hit[1]
-    row = await request.app[PG_POOL].fetchrow(
-        "SELECT organization_id, source, secret FROM connections WHERE id = $1 AND deleted_at IS NULL", connection_id
+    row = await request.app[INGEST_POOL].fetchrow(
+        "SELECT organization_id, source, secret, settings FROM connections WHERE id = $1 AND deleted_at IS NULL",
+        connection_id,
     )
     if len(cache) > 10_000:
         cache.clear()
     cache[connection_id] = (now, row)
     return row
+
+
+async def _check_shop(request: web.Request, connection_id: str, row: Any, raw: RawRequest) -> None:
+    """401 (counted) for a verified event from another shop than the connection's; binds an unbound one."""
+    source = row["source"]
+    claimed = shops.shop_of_request(source, raw.headers, raw.body)
+    if claimed is None:
+        return  # this platform (or this event) names no shop
+    bound = shops.bound_shop(source, row["settings"] or {})
+    if bound is None:
+        async with request.app[INGEST_POOL].acquire() as conn:
+            bound = await connections.bind_shop(conn, connection_id=connection_id, shop=claimed)
+        request.app[CONNECTION_CACHE].pop(connection_id, None)
+    if not shops.same_shop(bound, claimed):
+        await _count_reject(request, source, WRONG_SHOP)
+        raise Unauthorized("Event from another shop", details={"shop": f"this connection is bound to {bound}"})
 
 
 async def _count_reject(request: web.Request, source: str, reason: str) -> None:

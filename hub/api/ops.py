@@ -4,8 +4,10 @@ Access needs the ops token (``HUB_OPS_TOKEN``; ``hub up`` makes one and prints t
 ``Authorization: Bearer <token>``, as ``?token=`` (exchanged at once for a cookie and a clean URL),
 or as the cookie set by the login form at ``/ops/login``. The cookie holds an expiry and an HMAC
 keyed by the token, not the token, so any API process can check it and changing the token logs
-everyone out. Without a configured token nothing gets in: the API answers 401, the page sends you
-to the login form, which says how to configure one.
+everyone out. Logging out revokes that cookie for good (a Redis entry until it would expire; with
+Redis away cookies are refused, the Bearer token still works), and failed logins per client address
+are limited (``HUB_OPS_LOGIN_LIMIT``; 429 with ``Retry-After`` beyond). Without a configured token
+nothing gets in: the API answers 401, the page sends you to the login form, which says how to configure one.
 
 Cookie-authenticated POSTs must also carry ``X-Ops-Request: 1`` (the page's script sends it), on
 top of ``SameSite=Strict``, so another site cannot make an engineer's browser press a button.
@@ -23,7 +25,7 @@ from aiohttp import web
 
 from hub.api._router import Router
 from hub.errors import Unauthorized
-from hub.keys import PG_POOL, REDIS, SETTINGS
+from hub.keys import LIMITER, PG_POOL, REDIS, SETTINGS
 from hub.ops import actions as svc
 from hub.ops.actions import Retried
 from hub.web.responses import ok
@@ -33,6 +35,7 @@ router = Router("ops")
 COOKIE = "hub_ops"
 SESSION_SECONDS = 12 * 3600
 CSRF_HEADER = "X-Ops-Request"
+REVOKED_KEY = "hub:ops:revoked:{session}"
 _ASSETS = {"ops.js": "text/javascript", "ops.css": "text/css"}
 _PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -71,7 +74,14 @@ def _valid_session(secret: bytes, value: str) -> bool:
     return hmac.compare_digest(value.encode(), _session_value(secret, int(expires)).encode())
 
 
-def _credential(request: web.Request, secret: bytes) -> str | None:
+async def _revoked(request: web.Request, session: str) -> bool:
+    try:
+        return bool(await request.app[REDIS].exists(REVOKED_KEY.format(session=session)))
+    except Exception:  # cannot tell: a logged-out cookie must not get back in
+        return True
+
+
+async def _credential(request: web.Request, secret: bytes) -> str | None:
     """How the request proved it holds the token: ``bearer``, ``query``, ``cookie`` or None."""
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip() and _same(value.strip(), secret):
@@ -79,17 +89,17 @@ def _credential(request: web.Request, secret: bytes) -> str | None:
     if "token" in request.query and _same(request.query["token"], secret):
         return "query"
     cookie = request.cookies.get(COOKIE)
-    if cookie and _valid_session(secret, cookie):
+    if cookie and _valid_session(secret, cookie) and not await _revoked(request, cookie):
         return "cookie"
     return None
 
 
-def require_ops(request: web.Request) -> None:
+async def require_ops(request: web.Request) -> None:
     """401 in DESIGN's error shape unless the request holds the ops token (see the module doc)."""
     secret = _secret(request)
     if secret is None:
         raise Unauthorized("Ops access is not configured", details={"ops_token": "set HUB_OPS_TOKEN"})
-    how = _credential(request, secret)
+    how = await _credential(request, secret)
     if how is None:
         raise Unauthorized(
             "Missing or invalid ops token",
@@ -124,7 +134,7 @@ def _see_other(location: str) -> web.Response:
 @router.route("GET", "/ops", summary="The ops page (HTML)", auth="ops", content_type="text/html", extra_statuses=(303,))
 async def ops_page(request: web.Request) -> web.Response:
     secret = _secret(request)
-    how = _credential(request, secret) if secret is not None else None
+    how = await _credential(request, secret) if secret is not None else None
     if how is None:
         return _see_other("/ops/login" + ("?failed=1" if "token" in request.query else ""))
     if how == "query" and secret is not None:
@@ -183,9 +193,12 @@ async def ops_login(request: web.Request) -> web.Response:
     secret = _secret(request)
     if secret is None:
         return _login_page("Ops access is not configured on this hub: set HUB_OPS_TOKEN.", status=401)
+    limiter, client = request.app[LIMITER], request.remote or "unknown"
+    await limiter.refuse_if_spent(limiter.ops_login, "ops-login", client)  # even the right token waits
     form = await request.post()
     token = form.get("token")
     if not isinstance(token, str) or not _same(token.strip(), secret):
+        await limiter.check(limiter.ops_login, "ops-login", client)  # counts the failure; 429 once over
         return _login_page("Wrong token.", status=401)
     return _with_session(_see_other("/ops"), request, secret)
 
@@ -194,6 +207,12 @@ async def ops_login(request: web.Request) -> web.Response:
 async def ops_logout(request: web.Request) -> web.Response:
     response = _see_other("/ops/login")
     response.del_cookie(COOKIE, path="/ops")
+    cookie = request.cookies.get(COOKIE)
+    secret = _secret(request)
+    if cookie and secret is not None and _valid_session(secret, cookie):
+        # A copy of the cookie (another tab, a stolen one) must stop working too, until it would expire.
+        ttl = max(1, int(cookie.partition(".")[0]) - int(time.time()))
+        await request.app[REDIS].set(REVOKED_KEY.format(session=cookie), b"1", ex=ttl)
     return response
 
 
@@ -202,7 +221,7 @@ async def ops_logout(request: web.Request) -> web.Response:
 
 @router.route("GET", "/ops/api/summary", summary="Everything the ops page shows", auth="ops", response=svc.Summary)
 async def ops_summary(request: web.Request) -> web.Response:
-    require_ops(request)
+    await require_ops(request)
     return ok(await svc.summary(request.app[PG_POOL], request.app[REDIS]))
 
 
@@ -215,7 +234,7 @@ def _retried(result: Retried, what: str) -> web.Response:
     "POST", "/ops/api/deliveries/{id}/retry", summary="Retry a delivery now", auth="ops", extra_statuses=(404, 409)
 )
 async def ops_retry_delivery(request: web.Request) -> web.Response:
-    require_ops(request)
+    await require_ops(request)
     result = await svc.retry_delivery(request.app[PG_POOL], request.app[REDIS], delivery_id=request.match_info["id"])
     return _retried(result, "Delivery")
 
@@ -228,6 +247,6 @@ async def ops_retry_delivery(request: web.Request) -> web.Response:
     extra_statuses=(404,),
 )
 async def ops_retry_inbound_event(request: web.Request) -> web.Response:
-    require_ops(request)
+    await require_ops(request)
     result = await svc.retry_inbound_event(request.app[PG_POOL], request.app[REDIS], event_id=request.match_info["id"])
     return _retried(result, "Inbound event")

@@ -20,8 +20,8 @@ from hub import queue
 from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.db import Conn
-from hub.errors import HubError, ValidationFailed
-from hub.keys import PG_POOL, REDIS, SETTINGS
+from hub.errors import HubError, RateLimited, ValidationFailed
+from hub.keys import EXPORTS, PG_POOL, REDIS, SETTINGS
 from hub.orders import bulk as order_bulk
 from hub.orders import changes as order_changes
 from hub.orders import export as order_export
@@ -45,7 +45,7 @@ from hub.schemas.orders import (
     StatusChange,
 )
 from hub.web.middleware import principal
-from hub.web.responses import ok, parse_model, read_json, read_model
+from hub.web.responses import ok, parse_model, read_json, read_model, write_or_drop
 
 log = structlog.get_logger("hub.api.orders")
 router = Router("orders")
@@ -183,6 +183,7 @@ async def create_order(request: web.Request) -> web.Response:
 )
 async def export_orders(request: web.Request) -> web.StreamResponse:
     query = parse_model(ExportQuery, dict(request.query))
+    settings = request.app[SETTINGS]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     response = web.StreamResponse(
         headers={
@@ -191,22 +192,31 @@ async def export_orders(request: web.Request) -> web.StreamResponse:
         }
     )
     response.enable_chunked_encoding()
-    async with request.app[PG_POOL].acquire() as conn:
-        chunks = order_export.export_orders(
-            conn,
-            organization_id=_org(request),
-            filters=query.filters(),
-            fmt=query.format,
-            phone_region=_region(request),
-        )
-        async with contextlib.aclosing(chunks):
-            # The first chunk is read before the headers go out, so a failing query is still
-            # answered with a proper error instead of a truncated 200.
-            first = await anext(chunks, b"")
-            await response.prepare(request)
-            await response.write(first)
-            async for chunk in chunks:
-                await response.write(chunk)
+    try:
+        # The process-wide cap is taken before a pool connection, the organization's inside the export.
+        with request.app[EXPORTS].slot():
+            async with request.app[PG_POOL].acquire() as conn:
+                chunks = order_export.export_orders(
+                    conn,
+                    organization_id=_org(request),
+                    filters=query.filters(),
+                    fmt=query.format,
+                    phone_region=_region(request),
+                    per_org_limit=settings.export_max_per_org,
+                )
+                async with contextlib.aclosing(chunks):
+                    # The first chunk is read before the headers go out, so a failing query (or a busy
+                    # organization) is still answered with a proper error instead of a truncated 200.
+                    first = await anext(chunks, b"")
+                    await response.prepare(request)
+                    stall = settings.export_stall_seconds
+                    if not await write_or_drop(request, response, first, stall):
+                        return response
+                    async for chunk in chunks:
+                        if not await write_or_drop(request, response, chunk, stall):
+                            return response
+    except order_export.ExportBusy as exc:
+        raise RateLimited(exc.retry_after, error="Too many concurrent exports") from exc
     await response.write_eof()
     return response
 

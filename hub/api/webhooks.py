@@ -38,7 +38,13 @@ def _org(request: web.Request) -> str:
 async def create_webhook(request: web.Request) -> web.Response:
     data = await read_model(request, svc.WebhookCreate)
     async with session_scope(request.app[SESSIONS]) as session:
-        endpoint = await svc.create_webhook(session, organization_id=_org(request), data=data, policy=_policy(request))
+        endpoint = await svc.create_webhook(
+            session,
+            organization_id=_org(request),
+            data=data,
+            policy=_policy(request),
+            max_endpoints=request.app[SETTINGS].webhook_max_endpoints,
+        )
     return ok(svc.webhook_created(endpoint), status=201, message="Webhook created.")
 
 

@@ -55,6 +55,7 @@ def _hub_env(infra: Infra, port: int, *, endpoint_concurrency: int) -> dict[str,
             "HUB_LOG_LEVEL": "warning",
             "HUB_LOG_FORMAT": "json",
             "HUB_WEBHOOK_ALLOW_LOOPBACK": "true",
+            "HUB_TRUST_HOST_HEADER": "true",  # hub serve needs it (or HUB_PUBLIC_URL)
             # the bench measures throughput, not the limiter's policy (the limiter still runs)
             "HUB_RATE_LIMIT": "1000000/second",
             "HUB_RATE_LIMIT_BURST": "1000000",

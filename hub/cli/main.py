@@ -222,6 +222,9 @@ async def _wait_for_signal(*watch: asyncio.Task[Any]) -> None:
 def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
     """Run the API server only (production; workers run with ``hub worker``)."""
     settings = _settings(data_dir, host=host, port=port)
+    if settings.public_url is None and not settings.trust_host_header:  # else inbound_url follows any Host header
+        err.print("[red]hub serve needs HUB_PUBLIC_URL[/red] (or HUB_TRUST_HOST_HEADER=true behind a proxy)")
+        raise typer.Exit(2)
     _configure_logs(settings)
     with attached(settings) as ready:
         _run(_serve(ready))
@@ -250,9 +253,9 @@ def _runner(app: web.Application, settings: Settings) -> web.AppRunner:
     """The API's runner. Slow-loris defence: a connection that has not sent complete request headers
     within ``http_keepalive_seconds`` is closed (aiohttp arms its keep-alive timer when a connection
     opens; its default is an hour); the body deadline is ``hub.web.middleware``'s."""
-    from aiohttp import web
+    from hub.web.server import HubRunner
 
-    return web.AppRunner(
+    return HubRunner(
         app, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS, keepalive_timeout=settings.http_keepalive_seconds
     )
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -49,6 +49,10 @@ __all__ = [
     "update_webhook",
     "webhook_out",
 ]
+
+
+#: Live endpoints an organization may have (``HUB_WEBHOOK_MAX_ENDPOINTS``).
+DEFAULT_MAX_ENDPOINTS = 50
 
 
 def _url(value: str) -> str:
@@ -174,6 +178,21 @@ async def _checked_url(url: str, policy: TargetPolicy, resolver: Resolver | None
         raise ValidationFailed(details={"url": exc.reason}) from exc
 
 
+async def _check_room(session: AsyncSession, organization_id: str, max_endpoints: int) -> None:
+    # One order fans out to every endpoint: the cap bounds that. The organization's lock makes
+    # concurrent creations count one after the other (it ends with the transaction).
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('webhook_endpoints:' || :org, 0))"),
+        {"org": organization_id},
+    )
+    live = col(WebhookEndpoint.organization_id) == organization_id, col(WebhookEndpoint.deleted_at).is_(None)
+    count = (await session.execute(select(func.count()).select_from(WebhookEndpoint).where(*live))).scalar_one()
+    if count >= max_endpoints:
+        raise ValidationFailed(
+            details={"url": f"this organization already has {count} webhook endpoints (at most {max_endpoints})"}
+        )
+
+
 async def create_webhook(
     session: AsyncSession,
     *,
@@ -181,9 +200,14 @@ async def create_webhook(
     data: WebhookCreate,
     policy: TargetPolicy,
     resolver: Resolver | None = None,
+    max_endpoints: int = DEFAULT_MAX_ENDPOINTS,
 ) -> WebhookEndpoint:
-    """Store a new endpoint with a fresh secret (422 naming ``url`` if its addresses are refused)."""
+    """Store a new endpoint with a fresh secret (422 naming ``url`` if its addresses are refused).
+
+    422 naming ``url`` too when the organization already has ``max_endpoints`` live endpoints.
+    """
     url = await _checked_url(data.url, policy, resolver)
+    await _check_room(session, organization_id, max_endpoints)
     now = datetime.now(UTC)
     endpoint = WebhookEndpoint(
         id=new_id("whk"),

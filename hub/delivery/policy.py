@@ -5,8 +5,7 @@ No I/O here, so the rules the worker applies are unit-tested on their own:
 * :func:`next_delay` — the retry schedule (``settings.webhook_retry_schedule``, first value = delay of
   the first attempt) stretched by a receiver's ``Retry-After``;
 * :func:`parse_retry_after` — seconds or an HTTP date, capped;
-* :func:`address_refusal` — :func:`hub.ssrf.is_forbidden_address` plus the ``webhook_allow_private``
-  escape hatch for self-hosted installs.
+* :func:`address_refusal` — re-exported from :mod:`hub.ssrf`, the one address policy of every outgoing call.
 
 Every non-2xx answer, garbage and silence is a failed attempt retried on the schedule (DESIGN
 "Bad input" wins over the narrower "retry only 5xx/429" rule of STYLE example 8).
@@ -14,8 +13,6 @@ Every non-2xx answer, garbage and silence is a failed attempt retried on the sch
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from hub.ssrf import is_forbidden_address
+from hub.ssrf import address_refusal
 
 __all__ = [
     "EXCERPT_BYTES",
@@ -95,25 +92,6 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         when = when.replace(tzinfo=UTC)
     seconds = (when - (now or datetime.now(UTC))).total_seconds()
     return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
-
-
-@functools.lru_cache(maxsize=4096)
-def address_refusal(address: str, *, allow_loopback: bool, allow_private: bool) -> str | None:
-    """Why a webhook may not connect to ``address``, or None if it may.
-
-    Pure and cached: an IP-literal endpoint is checked before every request.
-
-    ``allow_private`` lets a self-hosted hub reach RFC 1918 / ULA receivers on its own network;
-    metadata, link-local and the other special blocks stay refused whatever the settings.
-    """
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return f"invalid address {address!r}"
-    reason = is_forbidden_address(ip, allow_loopback=allow_loopback)
-    if reason is not None and allow_private and reason.endswith("private address"):
-        return None
-    return reason
 
 
 def excerpt(raw: bytes) -> str | None:

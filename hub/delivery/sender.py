@@ -1,10 +1,8 @@
 """The HTTP edge of outbound webhooks: one POST per attempt, nothing followed, nothing trusted.
 
-* Connections go only to addresses the SSRF policy checked: the client's resolver *is* the check
-  (:class:`PinnedResolver`), so the address validated is the address dialled — no second lookup
-  for DNS rebinding to slip into — and it runs on every new connection, because an endpoint's DNS
-  can change long after registration. IP-literal hosts (which aiohttp never resolves) are checked
-  before the request.
+* Connections go only to addresses the SSRF policy checked, through the hub's one guarded client
+  (:func:`hub.ssrf_http.pinned_session`), re-checked on every new connection because an endpoint's
+  DNS can change long after registration. IP-literal hosts are checked before the request.
 * Redirects are never followed (a 3xx is a failed attempt naming its ``Location``); no proxy from
   the environment, no cookie jar (receivers of different tenants may share a host).
 * Each attempt has a total timeout; only the first :data:`EXCERPT_BYTES` of the answer are read.
@@ -14,49 +12,19 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Mapping
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from hub.delivery.policy import EXCERPT_BYTES, Outcome, excerpt, parse_retry_after
-from hub.delivery.targets import TargetPolicy, literal_address, resolve_host
+from hub.delivery.targets import TargetPolicy, literal_address
 from hub.ssrf import Resolver, UnsafeUrlError
+from hub.ssrf_http import PinnedResolver, pinned_session
 
 __all__ = ["USER_AGENT", "PinnedResolver", "Sender"]
 
 USER_AGENT = "Orderhub-Webhooks/1.0 (+https://www.standardwebhooks.com/)"
-
-
-class PinnedResolver(AbstractResolver):
-    """An aiohttp resolver that returns only policy-checked addresses, or raises ``UnsafeUrlError``."""
-
-    def __init__(self, policy: TargetPolicy, resolver: Resolver | None = None) -> None:
-        self._policy = policy
-        self._resolver = resolver
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        addresses = await resolve_host(host, port, policy=self._policy, resolver=self._resolver)
-        results: list[ResolveResult] = []
-        for address in addresses:
-            found = socket.AF_INET6 if ":" in address else socket.AF_INET
-            if family not in (socket.AF_UNSPEC, found):
-                continue
-            results.append(
-                ResolveResult(
-                    hostname=host, host=address, port=port, family=found, proto=0, flags=socket.AI_NUMERICHOST
-                )
-            )
-        if not results:
-            raise OSError(f"host {host!r} has no address of the requested family")
-        return results
-
-    async def close(self) -> None:
-        return None
 
 
 class Sender:
@@ -82,16 +50,9 @@ class Sender:
             raise RuntimeError("webhook sender is closed")
         # Built lazily: a ClientSession must be created inside the running loop.
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                resolver=PinnedResolver(self._policy, self._resolver),
-                use_dns_cache=False,  # re-check on every new connection; kept-alive ones were checked
-                limit=self._max_connections,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=False,
-                headers={"User-Agent": USER_AGENT},
+            # The one SSRF guard of every outgoing call (hub.ssrf_http): checked address = dialled address.
+            self._session = pinned_session(
+                self._policy, resolver=self._resolver, limit=self._max_connections, headers={"User-Agent": USER_AGENT}
             )
         return self._session
 

@@ -3,9 +3,9 @@
 The only place the pull touches aiohttp. It makes one request per call and translates the answer
 into ``hub.platforms.chat_remote`` terms: a :class:`RemotePage`, a :class:`TransientRemoteError`
 (429, 5xx, network, timeout; ``Retry-After`` read) or a :class:`PermanentRemoteError` (anything
-else). It never follows redirects: the key is sent only to the configured base URL. Its session
-dials only addresses the SSRF policy allowed, through the webhook sender's pinned resolver, so the
-address checked is the address connected to (no DNS-rebinding window).
+else). It never follows redirects: the key is sent only to the configured base URL. Its session is
+the hub's one SSRF-guarded client (:func:`hub.ssrf_http.pinned_session`), the same as webhook
+deliveries and platform clients use, IP literals included.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from datetime import date
 
 import aiohttp
 
-from hub import ssrf
-from hub.delivery.sender import PinnedResolver
-from hub.delivery.targets import TargetPolicy
+from hub import ssrf, ssrf_http
 from hub.platforms.chat_remote import (
     AuthRevoked,
     PermanentRemoteError,
@@ -29,11 +27,12 @@ from hub.platforms.chat_remote import (
 MAX_BODY_BYTES = 32 * 1024 * 1024  # 100 orders are far below this; a runaway answer is not read to the end
 
 
-def pinned_session(*, allow_loopback: bool = False, allow_private: bool = False) -> aiohttp.ClientSession:
-    """A client session that connects only to policy-checked addresses (no proxy from the environment)."""
-    policy = TargetPolicy(allow_loopback=allow_loopback, allow_private=allow_private)
-    connector = aiohttp.TCPConnector(resolver=PinnedResolver(policy), use_dns_cache=False)
-    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+def pinned_session(
+    *, allow_loopback: bool = False, allow_private: bool = False, policy: ssrf.AddressPolicy | None = None
+) -> aiohttp.ClientSession:
+    """The SSRF-guarded client session (:func:`hub.ssrf_http.pinned_session`) for ``policy`` or the two flags."""
+    policy = policy or ssrf.AddressPolicy(allow_loopback=allow_loopback, allow_private=allow_private)
+    return ssrf_http.pinned_session(policy)
 
 
 class ChatAgentClient:

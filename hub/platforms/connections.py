@@ -27,19 +27,22 @@ import connectors
 from connectors._standard_webhooks import secret_key as standard_webhooks_key
 from connectors.base import SignatureError
 from hub import ssrf
+from hub.db import Conn
 from hub.delivery import signing
-from hub.errors import NotFound
+from hub.errors import NotFound, ValidationFailed
 from hub.ids import new_id
 from hub.models import Connection
 from hub.platforms import registry
+from hub.platforms.shops import BOUND_KEY
 from hub.platforms.sync_state import SubscriptionOut, SyncOut, sync_out
 
 #: Sources the hub knows by name, whether or not their connector module is loaded in this build.
 KNOWN_SOURCES = frozenset({"salla", "zid", "shopify", "woocommerce", "chat_agent", "generic"})
 #: Sources whose senders verify with Standard Webhooks (``whsec_`` secrets we can generate).
 STANDARD_WEBHOOK_SOURCES = frozenset({"chat_agent", "generic"})
-#: Zid's only authentication is the token in the URL, so a guessable one is refused.
-MIN_TOKEN_LENGTH = 16
+#: The shortest inbound secret accepted for any source: a short HMAC key (or Zid URL token) is guessable.
+MIN_SECRET_LENGTH = 16
+MIN_TOKEN_LENGTH = MIN_SECRET_LENGTH
 MAX_SETTINGS_BYTES = 16_384
 # Settings keys whose values are credentials: shown masked, never in full.
 _SENSITIVE_KEY = re.compile(r"key|secret|token|password|authorization", re.IGNORECASE)
@@ -81,8 +84,7 @@ class ConnectionCreate(BaseModel):
             if source in {"salla", "shopify"}:
                 raise _invalid(f"required for {source} (the signing secret the platform issues)")
             return None
-        if source == "zid" and len(value) < MIN_TOKEN_LENGTH:
-            raise _invalid(f"a zid token is its only proof of origin; use at least {MIN_TOKEN_LENGTH} characters")
+        _check_strength(source, value)
         if source in STANDARD_WEBHOOK_SOURCES:
             # The very derivation the connector verifies with, so a secret accepted here can verify.
             try:
@@ -103,6 +105,15 @@ class ConnectionCreate(BaseModel):
         if errors:
             raise _invalid("; ".join(f"{name}: {why}" for name, why in sorted(errors.items())))
         return value
+
+
+def _check_strength(source: str, secret: str) -> None:
+    """Every inbound secret has at least :data:`MIN_SECRET_LENGTH` characters (422 naming ``secret``)."""
+    if len(secret) >= MIN_SECRET_LENGTH:
+        return
+    if source == "zid":
+        raise _invalid(f"a zid token is its only proof of origin; use at least {MIN_SECRET_LENGTH} characters")
+    raise _invalid(f"too short to resist guessing; use at least {MIN_SECRET_LENGTH} characters")
 
 
 def _invalid(message: str) -> PydanticCustomError:
@@ -127,6 +138,38 @@ def _chat_agent_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise _invalid("api_key: required with base_url (the remote's Bearer key)")
     # Paths are joined onto the base URL, so a trailing slash would double up.
     return {**settings, "base_url": normalized.rstrip("/"), "api_key": api_key.strip()}
+
+
+def remote_urls(settings: dict[str, Any]) -> dict[str, str]:
+    """The URLs the hub will dial for these settings (setting name → URL), to be SSRF-checked at creation.
+
+    ``api_base_url`` and the chat agent's ``base_url`` always; a shop's own address only when its
+    credentials make the hub call it and no ``api_base_url`` replaces it.
+    """
+    urls = {k: v for k in ("base_url", "api_base_url") if isinstance(v := settings.get(k), str)}
+    if "api_base_url" not in urls:
+        store, domain = settings.get("store_url"), settings.get("shop_domain")
+        if isinstance(store, str) and settings.get("consumer_key"):
+            urls["store_url"] = store
+        if isinstance(domain, str) and settings.get("access_token"):
+            urls["shop_domain"] = domain if "://" in domain else f"https://{domain}"
+    return urls
+
+
+async def check_remote_urls(
+    settings: dict[str, Any], *, policy: ssrf.AddressPolicy, resolver: ssrf.Resolver | None = None
+) -> None:
+    """422 naming ``settings`` when a URL the hub would dial is refused by the SSRF guard (no request is made).
+
+    A name that does not resolve yet is accepted: the pinned session checks every address it dials.
+    """
+    for name, url in remote_urls(settings).items():
+        try:
+            await ssrf.check_url(url, policy=policy, resolver=resolver)
+        except ssrf.UnresolvableHostError:
+            continue  # not refused, just not resolvable now: every call re-checks the address it dials
+        except ssrf.UnsafeUrlError as exc:
+            raise ValidationFailed(details={"settings": f"{name}: {exc.reason}"}) from exc
 
 
 class ConnectionOut(BaseModel):
@@ -242,3 +285,20 @@ async def delete_connection(session: AsyncSession, *, organization_id: str, conn
     session.add(connection)
     await session.flush()
     return connection
+
+
+async def bind_shop(conn: Conn, *, connection_id: str, shop: str) -> str:
+    """Bind an unbound connection to ``shop`` (its first verified event's); return the shop it is bound to.
+
+    Race-safe: of two first events naming different shops, one binds and the other sees that binding.
+    """
+    bound = await conn.fetchval(
+        "UPDATE connections SET settings = settings || jsonb_build_object($2::text, $3::text) "
+        "WHERE id = $1 AND NOT (settings ? $2) RETURNING settings ->> $2",
+        connection_id,
+        BOUND_KEY,
+        shop,
+    )
+    if bound is None:
+        bound = await conn.fetchval("SELECT settings ->> $2 FROM connections WHERE id = $1", connection_id, BOUND_KEY)
+    return str(bound) if bound is not None else shop

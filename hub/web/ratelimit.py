@@ -3,7 +3,8 @@
 Per API key: ``HUB_RATE_LIMIT`` (default 100/second) with a burst of ``HUB_RATE_LIMIT_BURST`` (200),
 implemented as a sliding window of ``burst`` requests over ``burst / rate`` seconds, so a quiet key
 may send 200 at once and a busy one averages 100/s. Per inbound connection (``/hooks``):
-``HUB_HOOKS_RATE_LIMIT``, far higher. Over the limit → 429 with ``Retry-After``. If Redis is away,
+``HUB_HOOKS_RATE_LIMIT``, far higher. Failed ``/ops/login`` attempts per client address:
+``HUB_OPS_LOGIN_LIMIT`` (default 5/minute). Over the limit → 429 with ``Retry-After``. If Redis is away,
 requests are let through (availability over strictness) and the failure is logged.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import structlog
@@ -49,6 +50,7 @@ class Limiter:
     per_key: RateLimitItem
     per_connection: RateLimitItem
     local: SlidingWindowCounterRateLimiter | None = None
+    ops_login: RateLimitItem = field(default_factory=lambda: parse("5/minute"))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limiter:
@@ -59,7 +61,19 @@ class Limiter:
             per_key=burst_item(settings.rate_limit, settings.rate_limit_burst),
             per_connection=parse(settings.hooks_rate_limit),
             local=SlidingWindowCounterRateLimiter(MemoryStorage()),
+            ops_login=parse(settings.ops_login_limit),
         )
+
+    async def refuse_if_spent(self, item: RateLimitItem, *identity: str) -> None:
+        """Raise :class:`RateLimited` when ``identity`` has no hit left, without counting one."""
+        try:
+            if await self.limiter.test(item, *identity):
+                return
+            stats = await self.limiter.get_window_stats(item, *identity)
+        except Exception as exc:  # Redis away: as in check()
+            log.warning("rate_limit_unavailable", error=repr(exc))
+            return
+        raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())), "Too many failed attempts")
 
     async def check(self, item: RateLimitItem, *identity: str) -> None:
         """Count one request; raise :class:`RateLimited` (429) when over the limit."""

@@ -1,18 +1,21 @@
-"""JSON in and out: DESIGN's success envelope, orjson rendering, and strict body parsing."""
+"""JSON in and out: DESIGN's success envelope, orjson rendering, strict body parsing, guarded streams."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import orjson
+import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from hub.errors import BadRequest, ValidationFailed
 
 M = TypeVar("M", bound=BaseModel)
+log = structlog.get_logger("hub.http")
 
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
@@ -115,3 +118,20 @@ def parse_model(model: type[M], data: Any) -> M:
 async def read_model(request: web.Request, model: type[M]) -> M:
     """Parse and validate the JSON body as ``model`` (400 malformed, 422 invalid)."""
     return parse_model(model, await read_json(request))
+
+
+async def write_or_drop(request: web.Request, response: web.StreamResponse, chunk: bytes, stall: float) -> bool:
+    """Write one chunk of a stream; False, and the socket dropped, when the reader made no progress for ``stall`` s.
+
+    A reader that never reads would otherwise hold what the stream holds (a pool connection, an export
+    slot) for as long as it keeps its socket open.
+    """
+    try:
+        async with asyncio.timeout(stall):
+            await response.write(chunk)
+    except TimeoutError:
+        log.warning("stream_reader_stalled", path=request.path, stall_seconds=stall)
+        if request.transport is not None:
+            request.transport.abort()
+        return False
+    return True

@@ -252,6 +252,7 @@ def hub_env(database_url: str, redis_url: str, data_dir: Path, **extra: str) -> 
             "HUB_REDIS_URL": redis_url,
             "HUB_DATA_DIR": str(data_dir),
             "HUB_WEBHOOK_ALLOW_LOOPBACK": "true",
+            "HUB_TRUST_HOST_HEADER": "true",  # hub serve needs it (or HUB_PUBLIC_URL)
             "HUB_WEBHOOK_RETRY_SCHEDULE": RETRY_SCHEDULE,
             "HUB_WEBHOOK_TIMEOUT_SECONDS": "5",
             "HUB_HOOKS_RATE_LIMIT": "100000/second",

@@ -23,18 +23,20 @@ async def _create(client: Client, auth: dict[str, str], **body: Any) -> tuple[in
 async def test_create_salla_answers_201_with_id_inbound_url_and_secret_once(
     client: Client, auth: dict[str, str], db: asyncpg.Connection
 ) -> None:
-    status, body = await _create(client, auth, source="salla", name="My Salla store", secret="s3cret")
+    status, body = await _create(
+        client, auth, source="salla", name="My Salla store", secret="s3cret-from-salla-partners"
+    )
     assert status == 201, body
     data = body["data"]
     assert data["id"].startswith("conn_")
     assert data["source"] == "salla"
     assert data["name"] == "My Salla store"
     assert data["settings"] == {}
-    assert data["secret"] == "s3cret"
+    assert data["secret"] == "s3cret-from-salla-partners"
     # The request's own scheme, host and port when HUB_PUBLIC_URL is not set.
     assert data["inbound_url"] == f"http://{client.host}:{client.port}/hooks/salla/{data['id']}"
     assert data["created"].endswith("Z")
-    assert await db.fetchval("SELECT secret FROM connections WHERE id = $1", data["id"]) == "s3cret"
+    assert await db.fetchval("SELECT secret FROM connections WHERE id = $1", data["id"]) == "s3cret-from-salla-partners"
 
     got = await client.get(f"/api/v1/connections/{data['id']}", headers=auth)
     assert got.status == 200
@@ -51,7 +53,9 @@ async def test_inbound_url_uses_public_url_when_configured(settings: Settings, d
     public = settings.model_copy(update={"public_url": "https://hub.example.com/"})
     key = await make_key(settings)
     async with TestClient(TestServer(create_app(public), host="127.0.0.1")) as client:
-        status, body = await _create(client, {"Authorization": f"Bearer {key}"}, source="shopify", name="s", secret="x")
+        status, body = await _create(
+            client, {"Authorization": f"Bearer {key}"}, source="shopify", name="s", secret="shpss_0123456789abcdef"
+        )
     assert status == 201
     assert body["data"]["inbound_url"] == f"https://hub.example.com/hooks/shopify/{body['data']['id']}"
 
@@ -104,6 +108,8 @@ async def test_chat_agent_settings_validated_and_api_key_masked(
         ({"source": "shopify", "name": "x"}, "secret"),
         ({"source": "salla", "name": "", "secret": "s"}, "name"),
         ({"source": "zid", "name": "x", "secret": "short"}, "secret"),
+        ({"source": "salla", "name": "x", "secret": "fifteen-chars.."}, "secret"),
+        ({"source": "woocommerce", "name": "x", "secret": "s3cret"}, "secret"),
         ({"source": "generic", "name": "x", "secret": "whsec_!!!"}, "secret"),
         ({"source": "salla", "name": "x", "secret": "s", "settings": []}, "settings"),
         ({"source": "salla", "name": "x", "secret": "s", "colour": "red"}, "colour"),
@@ -126,7 +132,7 @@ async def test_woocommerce_without_secret_gets_one(client: Client, auth: dict[st
 async def test_delete_is_soft_and_hides_the_connection(
     client: Client, auth: dict[str, str], db: asyncpg.Connection
 ) -> None:
-    _, body = await _create(client, auth, source="salla", name="x", secret="s")
+    _, body = await _create(client, auth, source="salla", name="x", secret="salla-secret-0123456789")
     conn_id = body["data"]["id"]
     resp = await client.delete(f"/api/v1/connections/{conn_id}", headers=auth)
     assert resp.status == 200
@@ -144,7 +150,7 @@ async def test_delete_is_soft_and_hides_the_connection(
 async def test_other_organizations_connections_are_404(
     client: Client, auth: dict[str, str], settings: Settings
 ) -> None:
-    _, body = await _create(client, auth, source="salla", name="x", secret="s")
+    _, body = await _create(client, auth, source="salla", name="x", secret="salla-secret-0123456789")
     other = {"Authorization": f"Bearer {await make_key(settings, org='globex')}"}
     conn_id = body["data"]["id"]
     assert (await client.get(f"/api/v1/connections/{conn_id}", headers=other)).status == 404
@@ -156,7 +162,9 @@ async def test_other_organizations_connections_are_404(
 async def test_list_paginates_newest_first_and_filters_by_source(client: Client, auth: dict[str, str]) -> None:
     ids = []
     for n in range(3):
-        _, body = await _create(client, auth, source="salla" if n < 2 else "shopify", name=f"c{n}", secret="s")
+        _, body = await _create(
+            client, auth, source="salla" if n < 2 else "shopify", name=f"c{n}", secret="salla-secret-0123456789"
+        )
         ids.append(body["data"]["id"])
     page = await (await client.get("/api/v1/connections?per_page=2", headers=auth)).json()
     assert [c["id"] for c in page["data"]] == [ids[2], ids[1]]

@@ -83,6 +83,7 @@ async def test_status_update_after_create_moves_the_status(
     event = json.loads(_payload("salla_order_status_updated.json"))
     # Salla's status event carries the whole order (issue 19): the same order, its status moved on.
     event["data"]["order"] = {**json.loads(created)["data"], "status": event["data"]["order"]["status"]}
+    event["merchant"] = json.loads(created)["merchant"]  # the same store (a connection is bound to one)
     event["created_at"] = "Sun Mar 10 2024 15:00:00 GMT+0300"  # after the order's updated_at
     event["data"]["created_at"] = {"date": "2024-03-10 15:00:00.000000", "timezone_type": 3, "timezone": "Asia/Riyadh"}
     status = json.dumps(event).encode()
@@ -183,6 +184,7 @@ async def test_status_event_before_the_full_order_still_ends_complete(
     event = json.loads(_payload("salla_order_status_updated.json"))
     # Salla's status event carries the whole order (issue 19): the same order, its status moved on.
     event["data"]["order"] = {**json.loads(created)["data"], "status": event["data"]["order"]["status"]}
+    event["merchant"] = json.loads(created)["merchant"]  # the same store (a connection is bound to one)
     event["created_at"] = "Sun Mar 10 2024 15:00:00 GMT+0300"
     event["data"]["created_at"] = {"date": "2024-03-10 15:00:00.000000", "timezone_type": 3, "timezone": "Asia/Riyadh"}
     for body in (json.dumps(event).encode(), created):  # newer status first, older full order late

@@ -84,9 +84,9 @@ async def test_outage_scenario_ends_with_the_shops_exact_state(
 
             # webhooks that arrive: a new order, an update
             fresh = shop.add_order()
-            assert await shop.send_webhook("orders/create", fresh) in ([200], [202])
+            assert await shop.send_webhook("orders/create", fresh) == [200]
             shop.update_order(history[0]["id"], financial_status="refunded")
-            assert await shop.send_webhook("orders/updated", shop.orders[history[0]["id"]]) in ([200], [202])
+            assert await shop.send_webhook("orders/updated", shop.orders[history[0]["id"]]) == [200]
             await eventually(lambda: _has(db, 121), timeout=15)
 
             # the outage: changes the hub is never told about
@@ -105,7 +105,7 @@ async def test_outage_scenario_ends_with_the_shops_exact_state(
             await eventually(lambda: _missed_at_least(db, conn_id, 3), timeout=20)
 
             # a late webhook carrying an older version does not regress the pulled state
-            assert await shop.send_webhook("orders/updated", old_version) in ([200], [202])
+            assert await shop.send_webhook("orders/updated", old_version) == [200]
 
             # Shopify deleted the subscriptions: the next reconcile makes them again
             shop.remove_webhooks()

@@ -57,6 +57,7 @@ async def hub_serve(settings: Settings, log_dir: Path, **env: str) -> AsyncItera
             "HUB_REDIS_URL": settings.redis_url or "",
             "HUB_DATA_DIR": str(log_dir / "data"),
             "HUB_WEBHOOK_ALLOW_LOOPBACK": "true",
+            "HUB_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "HUB_LOG_LEVEL": "warning",
             "PYTHONUNBUFFERED": "1",
             **env,
