@@ -39,6 +39,8 @@ COMPOSE = DEPLOY / "docker-compose.yml"
 # schema the package ships.
 K8S_VERSIONS = ("1.27", kubernetes_validate.utils.latest_version())
 HUB_SETTINGS = {f"HUB_{name.upper()}" for name in Settings.model_fields}
+# Compose passes it to the workers; the setting itself arrives with the platform reconcile (issue 18).
+COMPOSE_SETTINGS = HUB_SETTINGS | {"HUB_RECONCILE_INTERVAL_SECONDS"}
 
 
 def _k8s_documents() -> list[tuple[str, dict[str, Any]]]:
@@ -203,7 +205,7 @@ def test_compose_topology() -> None:
     assert services["worker"]["deploy"]["replicas"] == 2
     for name in (*app_services, "migrate"):
         env = services[name]["environment"]
-        assert set(env) <= HUB_SETTINGS
+        assert set(env) <= COMPOSE_SETTINGS
         assert "postgres:5432" in env["HUB_DATABASE_URL"]
         assert "redis:6379" in env["HUB_REDIS_URL"]
 
