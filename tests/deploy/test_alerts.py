@@ -90,10 +90,9 @@ def test_every_alert_has_a_runbook_section() -> None:
 def test_prometheus_loads_the_rules_compose_mounts() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
-    mounts = dict(
-        (target, source)
-        for source, target, *_ in (v.split(":") for v in compose["services"]["prometheus"]["volumes"])
-    )
+    mounts = {
+        target: source for source, target, *_ in (v.split(":") for v in compose["services"]["prometheus"]["volumes"])
+    }
     for path in config["rule_files"]:
         assert mounts.get(path) == "./prometheus/alerts.yml", path
 

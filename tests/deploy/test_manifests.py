@@ -346,7 +346,7 @@ def test_scale_out_sends_what_the_generic_connector_accepts() -> None:
 
     scale_out = _scale_out()
     secret = new_secret()
-    body = scale_out.webhook_body("msg_x", scale_out._order("soabcw2", "abc-w2-000007", 7))
+    body = scale_out.webhook_body("msg_x", scale_out.order_body("soabcw2", "abc-w2-000007", 7))
     sent = headers(msg_id="msg_x", timestamp=int(time.time()), body=body, secrets=[secret])
     connector = get_connector("generic")
     assert connector is not None
