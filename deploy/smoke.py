@@ -1,0 +1,318 @@
+"""The deploy check: build the image, bring the compose stack up, use it from outside, crash, scale, down.
+
+Runs as deploy/README.md says (``docker compose up -d --build`` in deploy/, every service but
+grafana) and checks through the published ports only: ``/readyz`` through nginx on 8080, an API
+key from ``docker compose run --rm migrate hub keys create``, an authenticated call, a signed Salla
+webhook becoming an order, a burst of signed webhooks with one worker container killed mid-way
+ending with every order exactly once, ``--scale worker=4`` with a second burst, Prometheus on 9090
+scraping both APIs and holding the alert rules, and ``docker compose down -v`` leaving nothing.
+
+On this kind of machine it first installs docker.io and mmdebstrap if missing, starts ``dockerd``
+if none answers (and stops it at the end), and builds the stand-in images
+(``../shared/tools/standin-images --plugins``; ``--no-standin`` on a host that can pull). It stops
+by itself after ``--timeout`` seconds, always tears the stack down, prints one line per step and
+exits 0 only if every step passed.
+
+    python deploy/smoke.py                      # needs root, the hub installed (pip install -e .)
+    python deploy/smoke.py --events 1000 --timeout 900
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import aiohttp
+import yaml
+
+# beside this script: Python puts a script's own folder first on sys.path
+from smoke_host import DEPLOY, ROOT, SERVICES, Compose, Engine, SmokeError, ensure_packages, say, standin_images
+from smoke_host import run as host_run
+from traffic import Burst, Round, TrafficError, create_connection, drain, push, verify
+
+from hub.delivery.signing import new_secret
+
+BASE = "http://127.0.0.1:8080"
+PROMETHEUS = "http://127.0.0.1:9090"
+SALLA_SAMPLE = ROOT / "tests" / "connectors" / "payloads" / "salla_order_created.json"
+
+
+class Timeout(BaseException):
+    """The overall time limit passed (a BaseException, so no step's error handling swallows it)."""
+
+
+@dataclass
+class Step:
+    """One line of the report."""
+
+    name: str
+    ok: bool
+    seconds: float
+    detail: str
+
+
+class Smoke:
+    """The steps, in order, sharing the compose wrapper, the API key and the report."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.steps: list[Step] = []
+        # fixed for the whole run: compose recreates a service whose variables changed
+        self.compose = Compose({"POSTGRES_PASSWORD": secrets.token_hex(12), "ORDERHUB_TAG": "local"})
+        self.key = ""
+
+    def step(self, name: str, action: Callable[[], str]) -> None:
+        """Run one step and record it; a failure is raised on after it is recorded."""
+        say(f"{name} ...")
+        started = time.monotonic()
+        try:
+            detail = action()
+        except (SmokeError, TrafficError, aiohttp.ClientError, TimeoutError, AssertionError) as exc:
+            self.steps.append(Step(name, False, time.monotonic() - started, str(exc) or type(exc).__name__))
+            raise SmokeError(f"{name}: {exc}") from exc
+        self.steps.append(Step(name, True, time.monotonic() - started, detail))
+
+    # ---- the stack ---------------------------------------------------------------------------
+
+    def up(self) -> str:
+        if self.compose.containers():
+            raise SmokeError("an `orderhub` compose project is already running here; stop it first")
+        self.compose("up", "-d", "--build", *SERVICES, timeout=900)
+        image = json.loads(_docker("image", "inspect", "orderhub:local"))[0]
+        asyncio.run(_until(f"{BASE}/readyz", lambda status, _: status == 200, within=180))
+        return f"image orderhub:local {image['Size'] / 1e6:.0f} MB; /readyz 200 through nginx"
+
+    def key_create(self) -> str:
+        out = self.compose("run", "--rm", "migrate", "hub", "keys", "create", "--org", "smoke", timeout=180).stdout
+        self.key = out.strip().splitlines()[-1].strip()
+        assert self.key.startswith("sk_"), f"no key on the last line of: {out[-300:]}"
+        return "docker compose run --rm migrate hub keys create --org smoke"
+
+    def authenticated_call(self) -> str:
+        async def calls() -> str:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{BASE}/api/v1/orders") as response:
+                    assert response.status == 401, f"without a key: {response.status}"
+                    error = await response.json()
+                    assert "error" in error, error
+                headers = {"Authorization": f"Bearer {self.key}"}
+                async with http.get(f"{BASE}/api/v1/orders", headers=headers) as response:
+                    assert response.status == 200, f"with the key: {response.status} {await response.text()}"
+                    body = await response.json()
+            return f"GET /api/v1/orders: 401 without the key, 200 with it ({len(body['data'])} orders)"
+
+        return asyncio.run(calls())
+
+    def platform_webhook(self) -> str:
+        return asyncio.run(_salla_order(self.key))
+
+    def crash_burst(self) -> str:
+        workers = self.compose.containers("worker")
+        assert len(workers) == 2, f"expected 2 running worker containers, found {len(workers)}"
+        result = asyncio.run(self._burst(self.args.events, kill=workers[0]))
+        return _figures(result, f"{self.args.events} webhooks, worker {workers[0][:12]} killed mid-way")
+
+    def scale(self) -> str:
+        self.compose("up", "-d", "--scale", "worker=4", *SERVICES, timeout=300)
+        deadline = time.monotonic() + 60
+        while len(workers := self.compose.containers("worker")) != 4:
+            if time.monotonic() > deadline:
+                raise SmokeError(f"{len(workers)} worker containers run after --scale worker=4")
+            time.sleep(1)
+        events = max(200, self.args.events // 4)
+        result = asyncio.run(self._burst(events, kill=None))
+        return _figures(result, f"4 workers; {events} webhooks")
+
+    def prometheus(self) -> str:
+        def both_up(status: int, body: Any) -> bool:
+            targets = [t for t in body.get("data", {}).get("activeTargets", []) if t["labels"]["job"] == "orderhub-api"]
+            return status == 200 and len(targets) == 2 and all(t["health"] == "up" for t in targets)
+
+        asyncio.run(_until(f"{PROMETHEUS}/api/v1/targets", both_up, within=90))
+        expected = {r["alert"] for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+                    for r in g["rules"]}  # fmt: skip
+        _, body = asyncio.run(_get_json(f"{PROMETHEUS}/api/v1/rules?type=alert"))
+        loaded = {r["name"] for g in body["data"]["groups"] for r in g["rules"]}
+        assert expected <= loaded, f"rules missing from Prometheus: {sorted(expected - loaded)}"
+        return f"both API targets up; {len(loaded)} alert rules loaded"
+
+    def down(self) -> str:
+        self.compose("down", "-v", "--remove-orphans", "--timeout", "30", timeout=240)
+        left = self.compose.leftovers()
+        assert not left, f"left behind: {left}"
+        return "no container, volume or network of the project left"
+
+    async def _burst(self, events: int, *, kill: str | None) -> Round:
+        """Push ``events`` signed webhooks (killing container ``kill`` half-way) and check exactly-once."""
+        run_id = secrets.token_hex(3)
+        secret = new_secret()
+        connection_id = await create_connection(8080, self.key, secret, run_id)
+        expected = [f"{run_id}-{i:06d}" for i in range(events)]
+        burst = Burst([8080], self.key, secret, connection_id, f"smoke{run_id}", expected)
+        result = Round(workers=len(self.compose.containers("worker")), events=events)
+        started = time.perf_counter()
+        pushing = asyncio.create_task(push(burst, result, concurrency=32))
+        if kill is not None:
+            # push() counts into a plain dataclass: polling it every 50 ms is precise enough
+            while result.accepted < events // 2 and not pushing.done():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(_docker, "kill", kill)
+            say(f"killed worker container {kill[:12]} after {result.accepted} webhooks")
+        await pushing
+        await drain(burst, result, started=started, within=self.args.drain, stall=90)
+        await verify(burst, result)
+        if not result.exactly_once:
+            raise SmokeError(_figures(result, "not exactly once") + "; " + "; ".join(result.errors[:3]))
+        return result
+
+
+def _docker(*args: str) -> str:
+    return host_run(["docker", *args], timeout=60).stdout
+
+
+def _figures(result: Round, what: str) -> str:
+    return (
+        f"{what}: {result.processed}/{result.events} orders exactly once, {result.duplicates} doubled, "
+        f"{result.missing} missing, {result.seconds:.1f} s ({result.processed / max(result.seconds, 1e-9):.0f}/s)"
+    )
+
+
+async def _get_json(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+        http.get(url, headers=headers) as response,
+    ):
+        text = await response.text()
+    try:
+        return response.status, json.loads(text)
+    except ValueError:
+        return response.status, {"raw": text[:200]}
+
+
+async def _until(url: str, done: Callable[[int, Any], bool], *, within: float) -> None:
+    deadline = time.monotonic() + within
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            status, body = await _get_json(url)
+            if done(status, body):
+                return
+            last = (status, str(body)[:200])
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            last = exc
+        await asyncio.sleep(1)
+    raise SmokeError(f"{url} not as expected within {within:.0f} s; last answer: {last}")
+
+
+async def _salla_order(key: str) -> str:
+    """A Salla connection, a Salla-signed order.created to its inbound URL, then the order."""
+    secret = secrets.token_hex(16)
+    auth = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        body = {"source": "salla", "name": "smoke salla", "secret": secret}
+        async with http.post(f"{BASE}/api/v1/connections", json=body, headers=auth) as response:
+            assert response.status == 201, f"POST /api/v1/connections: {response.status} {await response.text()}"
+            connection = (await response.json())["data"]
+        path = "/" + connection["inbound_url"].split("://", 1)[1].split("/", 1)[1]
+        payload = json.loads(SALLA_SAMPLE.read_text())
+        raw = json.dumps(payload).encode()
+        signature = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "X-Salla-Signature": signature}
+        async with http.post(f"{BASE}{path}", data=raw, headers=headers) as response:
+            assert response.status in (200, 202), f"signed Salla webhook: {response.status} {await response.text()}"
+        external_id = str(payload["data"]["id"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            params = {"source": "salla", "per_page": "10"}
+            async with http.get(f"{BASE}/api/v1/orders", params=params, headers=auth) as response:
+                orders = (await response.json()).get("data", [])
+            if [o for o in orders if o.get("external_id") == external_id]:
+                return f"signed Salla order.created -> order {external_id} (answered {response.status})"
+            await asyncio.sleep(0.5)
+    raise SmokeError(f"the Salla order {external_id} did not appear within 60 s")
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise Timeout
+
+
+def _report(steps: Sequence[Step], total: float, passed: bool) -> str:
+    lines = [f"{'PASS' if s.ok else 'FAIL'}  {s.name:<22} {s.seconds:6.1f} s  {s.detail}" for s in steps]
+    lines.append(f"deploy smoke: {'PASSED' if passed else 'FAILED'} in {total:.0f} s")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=3000, help="webhooks in the crash burst (default 3000)")
+    parser.add_argument("--timeout", type=float, default=1200, help="hard limit of the whole run, s (default 1200)")
+    parser.add_argument("--drain", type=float, default=300, help="seconds a burst may take to process")
+    parser.add_argument("--no-standin", action="store_true", help="skip standin-images (a host that can pull)")
+    parser.add_argument("--keep", action="store_true", help="leave the stack up afterwards (no `down -v`)")
+    args = parser.parse_args(argv)
+    if not 100 <= args.events <= 20_000:
+        parser.error("--events is 100..20000")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every step; 0 when all passed. The stack is taken down and dockerd stopped in any case."""
+    args = parse_args(argv)
+    started = time.monotonic()
+    smoke = Smoke(args)
+    engine = Engine(Path(tempfile.mkdtemp(prefix="hub-smoke-")))
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGTERM, _on_alarm)
+    signal.alarm(int(args.timeout))
+    stack_up = False
+    passed = False
+    try:
+        smoke.step("packages", lambda: f"installed {ensure_packages() or 'nothing'}")
+        smoke.step("docker engine", lambda: engine.ensure() or ("started dockerd" if engine.started else "running"))
+        if not args.no_standin:
+            smoke.step("stand-in images", lambda: standin_images() or "standin-images --plugins")
+        stack_up = True
+        smoke.step("compose up", smoke.up)
+        smoke.step("api key", smoke.key_create)
+        smoke.step("authenticated call", smoke.authenticated_call)
+        smoke.step("platform webhook", smoke.platform_webhook)
+        smoke.step("burst + worker killed", smoke.crash_burst)
+        smoke.step("scale worker=4", smoke.scale)
+        smoke.step("prometheus", smoke.prometheus)
+        passed = True
+    except SmokeError as exc:
+        say(f"failed: {exc}")
+    except (Timeout, KeyboardInterrupt):
+        smoke.steps.append(Step("time limit", False, time.monotonic() - started, f"stopped after {args.timeout:.0f} s"))
+    finally:
+        signal.alarm(0)
+        if stack_up and not passed:
+            for service in ("migrate", "api-1", "worker"):
+                say(f"{service} logs:\n{smoke.compose.logs_tail(service)}")
+        if stack_up and not args.keep:
+            try:
+                smoke.step("compose down -v", smoke.down)
+            except SmokeError as exc:
+                passed = False
+                say(f"failed: {exc}")
+        engine.stop()
+    sys.stdout.write(_report(smoke.steps, time.monotonic() - started, passed) + "\n")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
