@@ -39,7 +39,18 @@ import aiohttp
 import yaml
 
 # beside this script: Python puts a script's own folder first on sys.path
-from smoke_host import DEPLOY, ROOT, SERVICES, Compose, Engine, SmokeError, ensure_packages, say, standin_images
+from smoke_host import (
+    DEPLOY,
+    ROOT,
+    SERVICES,
+    STANDIN_IMAGES,
+    Compose,
+    Engine,
+    SmokeError,
+    ensure_packages,
+    say,
+    standin_images,
+)
 from smoke_host import run as host_run
 from traffic import Burst, Round, TrafficError, create_connection, drain, push, verify
 
@@ -90,10 +101,16 @@ class Smoke:
     def up(self) -> str:
         if self.compose.containers():
             raise SmokeError("an `orderhub` compose project is already running here; stop it first")
+        started = time.monotonic()
         self.compose("up", "-d", "--build", *SERVICES, timeout=900)
+        built = time.monotonic() - started
         image = json.loads(_docker("image", "inspect", "orderhub:local"))[0]
         asyncio.run(_until(f"{BASE}/readyz", lambda status, _: status == 200, within=180))
-        return f"image orderhub:local {image['Size'] / 1e6:.0f} MB; /readyz 200 through nginx"
+        ready = time.monotonic() - started
+        return (
+            f"image orderhub:local {image['Size'] / 1e6:.0f} MB; `up --build` returned after {built:.0f} s; "
+            f"/readyz 200 through nginx after {ready:.0f} s"
+        )
 
     def key_create(self) -> str:
         out = self.compose("run", "--rm", "migrate", "hub", "keys", "create", "--org", "smoke", timeout=180).stdout
@@ -123,7 +140,9 @@ class Smoke:
         workers = self.compose.containers("worker")
         assert len(workers) == 2, f"expected 2 running worker containers, found {len(workers)}"
         result = asyncio.run(self._burst(self.args.events, kill=workers[0]))
-        return _figures(result, f"{self.args.events} webhooks, worker {workers[0][:12]} killed mid-way")
+        state = json.loads(_docker("inspect", workers[0]))[0]
+        back = "restarted by Docker" if state["State"]["Running"] else "not restarted"
+        return _figures(result, f"{self.args.events} webhooks, 1 of 2 workers killed mid-way ({back})")
 
     def scale(self) -> str:
         self.compose("up", "-d", "--scale", "worker=4", *SERVICES, timeout=300)
@@ -261,6 +280,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=3000, help="webhooks in the crash burst (default 3000)")
     parser.add_argument("--timeout", type=float, default=1200, help="hard limit of the whole run, s (default 1200)")
     parser.add_argument("--drain", type=float, default=300, help="seconds a burst may take to process")
+    parser.add_argument("--standin", type=Path, default=STANDIN_IMAGES, help=f"default {STANDIN_IMAGES}")
     parser.add_argument("--no-standin", action="store_true", help="skip standin-images (a host that can pull)")
     parser.add_argument("--keep", action="store_true", help="leave the stack up afterwards (no `down -v`)")
     args = parser.parse_args(argv)
@@ -284,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         smoke.step("packages", lambda: f"installed {ensure_packages() or 'nothing'}")
         smoke.step("docker engine", lambda: engine.ensure() or ("started dockerd" if engine.started else "running"))
         if not args.no_standin:
-            smoke.step("stand-in images", lambda: standin_images() or "standin-images --plugins")
+            smoke.step("stand-in images", lambda: standin_images(args.standin))
         stack_up = True
         smoke.step("compose up", smoke.up)
         smoke.step("api key", smoke.key_create)

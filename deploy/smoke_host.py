@@ -109,11 +109,12 @@ class Engine:
             self.started.wait(10)
 
 
-def standin_images() -> None:
+def standin_images(script: Path = STANDIN_IMAGES) -> str:
     """Build the local stand-ins of the official images and install Compose v2 (no registry here)."""
-    if not STANDIN_IMAGES.exists():
-        raise SmokeError(f"{STANDIN_IMAGES} is missing (use --no-standin on a host that can pull images)")
-    run([str(STANDIN_IMAGES), "--plugins"], timeout=1200)
+    if not script.exists():
+        raise SmokeError(f"{script} is missing (--standin PATH, or --no-standin on a host that can pull images)")
+    run([str(script), "--plugins"], timeout=1200)
+    return f"{script.name} --plugins"
 
 
 class Compose:
