@@ -5,7 +5,8 @@ grafana) and checks through the published ports only: ``/readyz`` through nginx 
 key from ``docker compose run --rm migrate hub keys create``, an authenticated call, a signed Salla
 webhook becoming an order, a burst of signed webhooks with one worker container killed mid-way
 ending with every order exactly once, ``--scale worker=4`` with a second burst, Prometheus on 9090
-scraping both APIs and holding the alert rules, and ``docker compose down -v`` leaving nothing.
+scraping both APIs and holding the alert rules, the README's rolling upgrade to a new image tag with
+``/readyz`` answering 200 throughout, and ``docker compose down -v`` leaving nothing.
 
 On this kind of machine it first installs docker.io and mmdebstrap if missing, starts ``dockerd``
 if none answers (and stops it at the end), and builds the stand-in images
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import secrets
 import signal
@@ -52,12 +51,13 @@ from smoke_host import (
     standin_images,
 )
 from smoke_host import run as host_run
-from traffic import Burst, Round, TrafficError, create_connection, drain, push, verify
+from traffic import Burst, Round, TrafficError, create_connection, drain, push, salla_order, verify
 
 from hub.delivery.signing import new_secret
 
 BASE = "http://127.0.0.1:8080"
 PROMETHEUS = "http://127.0.0.1:9090"
+ROLL_TAG = "smoke-roll"
 SALLA_SAMPLE = ROOT / "tests" / "connectors" / "payloads" / "salla_order_created.json"
 
 
@@ -134,7 +134,7 @@ class Smoke:
         return asyncio.run(calls())
 
     def platform_webhook(self) -> str:
-        return asyncio.run(_salla_order(self.key))
+        return asyncio.run(salla_order(BASE, self.key, json.loads(SALLA_SAMPLE.read_text())))
 
     def crash_burst(self) -> str:
         workers = self.compose.containers("worker")
@@ -168,8 +168,58 @@ class Smoke:
         assert expected <= loaded, f"rules missing from Prometheus: {sorted(expected - loaded)}"
         return f"both API targets up; {len(loaded)} alert rules loaded"
 
+    def roll(self) -> str:
+        """deploy/README.md's "Rolling a new version" to a new tag, while /readyz is asked every 50 ms."""
+        new = self.compose.but(ORDERHUB_TAG=ROLL_TAG)
+        workers = f"worker={len(self.compose.containers('worker'))}"
+        sequence = [
+            ("build", "migrate"),
+            ("run", "--rm", "migrate"),
+            ("up", "-d", "--no-deps", "--wait", "api-1"),
+            ("exec", "-T", "proxy", "nginx", "-s", "reload"),
+            ("up", "-d", "--no-deps", "--wait", "api-2"),
+            ("exec", "-T", "proxy", "nginx", "-s", "reload"),
+            ("up", "-d", "--no-deps", "--scale", workers, "worker"),
+        ]
+
+        async def rolling() -> dict[str, int]:
+            answers: dict[str, int] = {}
+            done = asyncio.Event()
+
+            async def poll() -> None:
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+                    while not done.is_set():
+                        try:
+                            async with http.get(f"{BASE}/readyz") as response:
+                                answer = str(response.status)
+                        except (aiohttp.ClientError, TimeoutError) as exc:
+                            answer = type(exc).__name__
+                        answers[answer] = answers.get(answer, 0) + 1
+                        await asyncio.sleep(0.05)
+
+            polling = asyncio.create_task(poll())
+            try:
+                for args in sequence:
+                    await asyncio.to_thread(new, *args, timeout=300)
+            finally:
+                done.set()
+                await polling
+            return answers
+
+        answers = asyncio.run(rolling())
+        images = {json.loads(_docker("inspect", c))[0]["Config"]["Image"] for c in self._hub_containers()}
+        assert images == {f"orderhub:{ROLL_TAG}"}, f"after the roll the hub containers run {images}"
+        assert set(answers) == {"200"}, f"/readyz during the roll: {answers}"
+        result = asyncio.run(self._burst(200, kill=None))
+        return _figures(result, f"rolled to orderhub:{ROLL_TAG}, /readyz 200 all {answers['200']} times; 200 webhooks")
+
+    def _hub_containers(self) -> list[str]:
+        return [c for service in ("api-1", "api-2", "worker") for c in self.compose.containers(service)]
+
     def down(self) -> str:
         self.compose("down", "-v", "--remove-orphans", "--timeout", "30", timeout=240)
+        # the roll's tag only (the image stays as orderhub:local, for the next run's cache)
+        host_run(["docker", "image", "rm", f"orderhub:{ROLL_TAG}"], timeout=60, check=False)
         left = self.compose.leftovers()
         assert not left, f"left behind: {left}"
         return "no container, volume or network of the project left"
@@ -236,34 +286,6 @@ async def _until(url: str, done: Callable[[int, Any], bool], *, within: float) -
     raise SmokeError(f"{url} not as expected within {within:.0f} s; last answer: {last}")
 
 
-async def _salla_order(key: str) -> str:
-    """A Salla connection, a Salla-signed order.created to its inbound URL, then the order."""
-    secret = secrets.token_hex(16)
-    auth = {"Authorization": f"Bearer {key}"}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-        body = {"source": "salla", "name": "smoke salla", "secret": secret}
-        async with http.post(f"{BASE}/api/v1/connections", json=body, headers=auth) as response:
-            assert response.status == 201, f"POST /api/v1/connections: {response.status} {await response.text()}"
-            connection = (await response.json())["data"]
-        path = "/" + connection["inbound_url"].split("://", 1)[1].split("/", 1)[1]
-        payload = json.loads(SALLA_SAMPLE.read_text())
-        raw = json.dumps(payload).encode()
-        signature = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-        headers = {"Content-Type": "application/json", "X-Salla-Signature": signature}
-        async with http.post(f"{BASE}{path}", data=raw, headers=headers) as response:
-            assert response.status in (200, 202), f"signed Salla webhook: {response.status} {await response.text()}"
-        external_id = str(payload["data"]["id"])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            params = {"source": "salla", "per_page": "10"}
-            async with http.get(f"{BASE}/api/v1/orders", params=params, headers=auth) as response:
-                orders = (await response.json()).get("data", [])
-            if [o for o in orders if o.get("external_id") == external_id]:
-                return f"signed Salla order.created -> order {external_id} (answered {response.status})"
-            await asyncio.sleep(0.5)
-    raise SmokeError(f"the Salla order {external_id} did not appear within 60 s")
-
-
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise Timeout
 
@@ -313,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         smoke.step("burst + worker killed", smoke.crash_burst)
         smoke.step("scale worker=4", smoke.scale)
         smoke.step("prometheus", smoke.prometheus)
+        smoke.step("rolling new version", smoke.roll)
         passed = True
     except SmokeError as exc:
         say(f"failed: {exc}")

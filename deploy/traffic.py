@@ -7,7 +7,10 @@ nginx on 127.0.0.1:8080). Every request goes to 127.0.0.1; bursts are bounded by
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -281,3 +284,33 @@ async def verify(burst: Burst, result: Round) -> None:
     """Check that each webhook of the burst became exactly one order."""
     async with burst.api() as api:
         await _check_exactly_once(api, burst.base, burst.connection_id, burst.source, burst.expected, result)
+
+
+async def salla_order(base: str, key: str, payload: dict[str, Any]) -> str:
+    """A Salla connection, ``payload`` (an order.created body) Salla-signed to its inbound URL, then the order."""
+    secret = secrets.token_hex(16)
+    auth = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        body = {"source": "salla", "name": "smoke salla", "secret": secret}
+        async with http.post(f"{base}/api/v1/connections", json=body, headers=auth) as response:
+            if response.status != 201:
+                raise TrafficError(f"POST /api/v1/connections: {response.status} {await response.text()}")
+            connection = (await response.json())["data"]
+        path = "/" + connection["inbound_url"].split("://", 1)[1].split("/", 1)[1]
+        raw = json.dumps(payload).encode()
+        signature = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "X-Salla-Signature": signature}
+        async with http.post(f"{base}{path}", data=raw, headers=headers) as response:
+            if response.status not in (200, 202):
+                raise TrafficError(f"signed Salla webhook: {response.status} {await response.text()}")
+            acknowledged = response.status
+        external_id = str(payload["data"]["id"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            params = {"source": "salla", "per_page": "10"}
+            async with http.get(f"{base}/api/v1/orders", params=params, headers=auth) as response:
+                orders = (await response.json()).get("data", [])
+            if [o for o in orders if o.get("external_id") == external_id]:
+                return f"signed Salla order.created -> order {external_id} (webhook answered {acknowledged})"
+            await asyncio.sleep(0.5)
+    raise TrafficError(f"the Salla order {external_id} did not appear within 60 s")
