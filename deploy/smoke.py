@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import secrets
 import signal
 import sys
@@ -35,7 +36,6 @@ from types import FrameType
 from typing import Any
 
 import aiohttp
-import yaml
 
 # beside this script: Python puts a script's own folder first on sys.path
 from smoke_host import (
@@ -58,6 +58,16 @@ from hub.delivery.signing import new_secret
 BASE = "http://127.0.0.1:8080"
 PROMETHEUS = "http://127.0.0.1:9090"
 ROLL_TAG = "smoke-roll"
+#: deploy/README.md's "Rolling a new version", as `docker compose` arguments (a test keeps them equal)
+ROLL: list[tuple[str, ...]] = [
+    ("build", "migrate"),
+    ("run", "--rm", "migrate"),
+    ("up", "-d", "--no-deps", "--wait", "api-1"),
+    ("exec", "-T", "proxy", "nginx", "-s", "reload"),
+    ("up", "-d", "--no-deps", "--wait", "api-2"),
+    ("exec", "-T", "proxy", "nginx", "-s", "reload"),
+    ("up", "-d", "--no-deps", "worker"),
+]
 SALLA_SAMPLE = ROOT / "tests" / "connectors" / "payloads" / "salla_order_created.json"
 
 
@@ -161,8 +171,9 @@ class Smoke:
             return status == 200 and len(targets) == 2 and all(t["health"] == "up" for t in targets)
 
         asyncio.run(_until(f"{PROMETHEUS}/api/v1/targets", both_up, within=90))
-        expected = {r["alert"] for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
-                    for r in g["rules"]}  # fmt: skip
+        # a regex, not a YAML parser: the hub's own dependencies carry none
+        expected = set(re.findall(r"^\s*- alert: (\w+)", (DEPLOY / "prometheus" / "alerts.yml").read_text(), re.M))
+        assert len(expected) >= 6, f"only {len(expected)} alert rules found in alerts.yml"
         _, body = asyncio.run(_get_json(f"{PROMETHEUS}/api/v1/rules?type=alert"))
         loaded = {r["name"] for g in body["data"]["groups"] for r in g["rules"]}
         assert expected <= loaded, f"rules missing from Prometheus: {sorted(expected - loaded)}"
@@ -172,15 +183,7 @@ class Smoke:
         """deploy/README.md's "Rolling a new version" to a new tag, while /readyz is asked every 50 ms."""
         new = self.compose.but(ORDERHUB_TAG=ROLL_TAG)
         workers = f"worker={len(self.compose.containers('worker'))}"
-        sequence = [
-            ("build", "migrate"),
-            ("run", "--rm", "migrate"),
-            ("up", "-d", "--no-deps", "--wait", "api-1"),
-            ("exec", "-T", "proxy", "nginx", "-s", "reload"),
-            ("up", "-d", "--no-deps", "--wait", "api-2"),
-            ("exec", "-T", "proxy", "nginx", "-s", "reload"),
-            ("up", "-d", "--no-deps", "--scale", workers, "worker"),
-        ]
+        sequence = [*ROLL[:-1], (*ROLL[-1][:-1], "--scale", workers, "worker")]  # keep the scaled-out workers
 
         async def rolling() -> dict[str, int]:
             answers: dict[str, int] = {}
@@ -324,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     passed = False
     try:
         smoke.step("packages", lambda: f"installed {ensure_packages() or 'nothing'}")
-        smoke.step("docker engine", lambda: engine.ensure() or ("started dockerd" if engine.started else "running"))
+        smoke.step("docker engine", engine.ensure)
         if not args.no_standin:
             smoke.step("stand-in images", lambda: standin_images(args.standin))
         stack_up = True

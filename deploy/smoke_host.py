@@ -83,10 +83,10 @@ class Engine:
         """Whether ``docker info`` reaches an engine."""
         return run(["docker", "info"], timeout=30, check=False).returncode == 0
 
-    def ensure(self, within: float = 60) -> None:
-        """Start ``dockerd`` unless an engine answers; wait until it does."""
+    def ensure(self, within: float = 60) -> str:
+        """Start ``dockerd`` unless an engine answers; wait until it does. Which of the two it was."""
         if self.answers():
-            return
+            return "running"
         say("no Docker engine answers: starting dockerd")
         log = (self.log_dir / "dockerd.log").open("wb")
         self.started = subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -95,6 +95,7 @@ class Engine:
             if self.started.poll() is not None or time.monotonic() > deadline:
                 raise SmokeError(f"dockerd did not come up within {within:.0f} s (log: {log.name})")
             time.sleep(1)
+        return "started dockerd"
 
     def stop(self) -> None:
         """Stop the ``dockerd`` this run started, if any (SIGTERM, then SIGKILL after 30 s)."""
