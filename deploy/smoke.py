@@ -177,7 +177,11 @@ class Smoke:
         _, body = asyncio.run(_get_json(f"{PROMETHEUS}/api/v1/rules?type=alert"))
         loaded = {r["name"] for g in body["data"]["groups"] for r in g["rules"]}
         assert expected <= loaded, f"rules missing from Prometheus: {sorted(expected - loaded)}"
-        return f"both API targets up; {len(loaded)} alert rules loaded"
+        # the hub's own figures arrived: the orders of the bursts, as scraped
+        stored = 1 + self.args.events + max(200, self.args.events // 4)
+        query = f"{PROMETHEUS}/api/v1/query?query=max(hub_orders_total)"
+        asyncio.run(_until(query, lambda _, body: _scalar(body) >= stored, within=60))
+        return f"both API targets up; hub_orders_total >= {stored}; {len(loaded)} alert rules loaded"
 
     def roll(self) -> str:
         """deploy/README.md's "Rolling a new version" to a new tag, while /readyz is asked every 50 ms."""
@@ -253,6 +257,12 @@ class Smoke:
 
 def _docker(*args: str) -> str:
     return host_run(["docker", *args], timeout=60).stdout
+
+
+def _scalar(body: Any) -> float:
+    """The value of a one-sample instant vector from Prometheus' query API (-1 without one)."""
+    result = body.get("data", {}).get("result", []) if isinstance(body, dict) else []
+    return float(result[0]["value"][1]) if len(result) == 1 else -1.0
 
 
 def _figures(result: Round, what: str) -> str:
