@@ -29,60 +29,23 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import aiohttp
 import psutil
 
 # beside this script: Python puts a script's own folder first on sys.path
 from scale_out_fleet import LOOPBACK, Fleet, ScaleOutError, free_port, say, stores
+from traffic import MAX_EVENTS, Burst, Round, TrafficError, create_connection, drain, order_body, push, verify
+from traffic import webhook_body as webhook_body  # re-exported: tests build the same bodies
 
-from hub.delivery.signing import headers as signed_headers
 from hub.delivery.signing import new_secret
 
-MAX_EVENTS = 20_000
-
-
-@dataclass
-class Round:
-    """The figures of one burst with a given number of workers."""
-
-    workers: int
-    events: int
-    accepted: int = 0
-    rejected: int = 0
-    processed: int = 0
-    duplicates: int = 0
-    missing: int = 0
-    ingest_per_s: float = 0.0
-    end_to_end_per_s: float = 0.0
-    processing_per_s: float = 0.0
-    seconds: float = 0.0
-    machine_cpu_pct: float = 0.0
-    api_cpu_s: float = 0.0
-    worker_cpu_s: float = 0.0
-    other_cpu_s: float = 0.0  # Postgres, Redis, this script and anything else on the machine
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def exactly_once(self) -> bool:
-        """Every event of the burst is one order, none missing, none doubled."""
-        return self.processed == self.events and not self.duplicates and not self.missing and not self.rejected
-
+__all__ = ["MAX_EVENTS", "main", "order_body", "parse_args", "webhook_body"]
 
 # ---- HTTP ----------------------------------------------------------------------------------------
-
-
-async def _json(response: aiohttp.ClientResponse) -> Any:
-    text = await response.text()
-    try:
-        return json.loads(text)
-    except ValueError:
-        return {"raw": text[:300]}
 
 
 async def wait_ready(fleet: Fleet, ports: dict[str, int], within: float = 90) -> None:
@@ -99,223 +62,6 @@ async def wait_ready(fleet: Fleet, ports: dict[str, int], within: float = 90) ->
                 if time.monotonic() > deadline:
                     raise ScaleOutError(f"{name} not ready after {within:.0f} s:\n{fleet.tail(name)}")
                 await asyncio.sleep(0.2)
-
-
-async def create_connection(port: int, key: str, secret: str, run_id: str) -> str:
-    """A ``generic`` connection for this run; its id."""
-    body = {"source": "generic", "name": f"scale-out {run_id}", "secret": secret}
-    async with (
-        aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http,
-        http.post(f"http://{LOOPBACK}:{port}/api/v1/connections", json=body) as response,
-    ):
-        payload = await _json(response)
-    if response.status == 404:
-        raise ScaleOutError(
-            "POST /api/v1/connections answered 404: this hub has no connections API yet "
-            "(the ingestion pipeline is not in this build)"
-        )
-    if response.status != 201:
-        raise ScaleOutError(f"POST /api/v1/connections answered {response.status}: {payload}")
-    connection_id: str = payload["data"]["id"]
-    return connection_id
-
-
-def _order(source: str, external_id: str, i: int) -> dict[str, Any]:
-    now = datetime.now(UTC).isoformat()
-    price = f"{10 + i % 90}.50"
-    return {
-        "source": source,
-        "external_id": external_id,
-        "customer_name": f"Scale Out {i}",
-        "customer_phone": f"+96650{i % 10_000_000:07d}",
-        "products": [{"sku": f"SKU-{i % 50}", "name": "Scale-out item", "quantity": 1, "price": price}],
-        "subtotal": price,
-        "total_amount": price,
-        "currency": "SAR",
-        "status": "confirmed",
-        "payment_status": "paid",
-        "created": now,
-        "source_updated_at": now,
-    }
-
-
-def webhook_body(msg_id: str, order: dict[str, Any]) -> bytes:
-    """An ``order.created`` event in the generic format (the hub's own envelope)."""
-    envelope = {
-        "id": msg_id,
-        "type": "order.created",
-        "created": datetime.now(UTC).isoformat(),
-        "data": {"order": order},
-    }
-    return json.dumps(envelope, separators=(",", ":")).encode()
-
-
-async def _post_hook(
-    http: aiohttp.ClientSession, url: str, secret: str, msg_id: str, order: dict[str, Any], result: Round
-) -> None:
-    body = webhook_body(msg_id, order)
-    for attempt in range(6):
-        # the same body and webhook-id on every attempt (the hub dedupes on it), signed with a fresh timestamp
-        sent = signed_headers(msg_id=msg_id, timestamp=int(time.time()), body=body, secrets=[secret])
-        try:
-            async with http.post(url, data=body, headers=sent) as response:
-                if response.status in (200, 202):
-                    result.accepted += 1
-                    return
-                text = (await response.text())[:200]
-                if response.status in (429, 503) and attempt < 5:
-                    await asyncio.sleep(min(5.0, float(response.headers.get("Retry-After", "0.5") or 0.5)))
-                    continue
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            text = repr(exc)
-            if attempt < 5:
-                await asyncio.sleep(0.2 * (attempt + 1))
-                continue
-        result.rejected += 1
-        if len(result.errors) < 5:
-            result.errors.append(f"{msg_id}: {text}")
-        return
-
-
-async def _list(
-    http: aiohttp.ClientSession, base: str, path: str, params: dict[str, str]
-) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
-    """One page of a list endpoint: (HTTP status, data, meta)."""
-    async with http.get(f"{base}{path}", params=params) as response:
-        payload = await _json(response)
-    if response.status != 200:
-        return response.status, [], {"error": payload}
-    return 200, payload["data"], payload["meta"]
-
-
-async def _all(http: aiohttp.ClientSession, base: str, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    """Every item of a list endpoint (100 a page); :class:`ScaleOutError` on any non-200."""
-    items: list[dict[str, Any]] = []
-    for page in range(1, MAX_EVENTS // 100 + 2):
-        status, data, meta = await _list(http, base, path, {**params, "per_page": "100", "page": str(page)})
-        if status != 200:
-            raise ScaleOutError(f"GET {path} page {page} answered {status}: {meta['error']}")
-        items.extend(data)
-        if not meta.get("has_next"):
-            break
-    return items
-
-
-async def _inbound_total(http: aiohttp.ClientSession, base: str, connection_id: str, status: str) -> int:
-    params = {"connection_id": connection_id, "status": status, "per_page": "1"}
-    code, _, meta = await _list(http, base, "/api/v1/inbound-events", params)
-    if code != 200:
-        raise ScaleOutError(f"GET /api/v1/inbound-events answered {code}: {meta['error']}")
-    total: int = meta["total"]
-    return total
-
-
-async def _wait_processed(
-    api: aiohttp.ClientSession,
-    base: str,
-    connection_id: str,
-    result: Round,
-    started: float,
-    within: float,
-    stall: float,
-) -> None:
-    """Until every accepted event of the round's connection is processed, one fails, or time runs out."""
-    seen, progressed = 0, time.perf_counter()
-    while seen < result.accepted:
-        await asyncio.sleep(0.1)
-        count = await _inbound_total(api, base, connection_id, "processed")
-        now = time.perf_counter()
-        if count > seen:
-            seen, progressed = count, now
-            continue
-        failed = await _inbound_total(api, base, connection_id, "failed")
-        if failed:
-            status, data, _ = await _list(
-                api, base, "/api/v1/inbound-events", {"connection_id": connection_id, "status": "failed"}
-            )
-            result.errors.append(f"{failed} inbound events failed, e.g. {data[0]['error'] if data else status}")
-            return
-        if now > started + within or now - progressed > stall:
-            result.errors.append(
-                f"{seen}/{result.accepted} processed after {now - started:.0f} s: are the workers consuming jobs? "
-                "(--keep-logs shows their output)"
-            )
-            return
-
-
-async def _check_exactly_once(
-    api: aiohttp.ClientSession, base: str, connection_id: str, source: str, expected: list[str], result: Round
-) -> None:
-    """Count distinct, doubled and missing orders of the round; the processing rate from the events."""
-    events = await _all(api, base, "/api/v1/inbound-events", {"connection_id": connection_id, "status": "processed"})
-    # Events are marked processed a batch at a time: the rate is what was processed after the first
-    # batch's commit, over the time from that commit to the last one.
-    stamps = sorted(datetime.fromisoformat(e["processed_at"]) for e in events if e.get("processed_at"))
-    if len(stamps) > 1 and stamps[-1] > stamps[0]:
-        after_first = sum(1 for stamp in stamps if stamp > stamps[0])
-        result.processing_per_s = after_first / (stamps[-1] - stamps[0]).total_seconds()
-    status, _, _ = await _list(api, base, "/api/v1/orders", {"source": source, "per_page": "1"})
-    if status == 200:
-        ids = [o["external_id"] for o in await _all(api, base, "/api/v1/orders", {"source": source})]
-        result.missing = len(set(expected) - set(ids))
-    else:  # no orders API in this build: each processed event must name its own, distinct order
-        ids = [order_id for e in events for order_id in e.get("order_ids", [])]
-        result.missing = result.events - len(set(ids))
-        result.errors.append(f"GET /api/v1/orders answered {status}: checked the inbound events' order_ids instead")
-    result.processed = len(set(ids))
-    result.duplicates = len(ids) - len(set(ids))
-
-
-@dataclass(frozen=True)
-class Burst:
-    """Where one round's webhooks go and what they must become."""
-
-    ports: list[int]
-    key: str
-    secret: str
-    connection_id: str
-    source: str  # the generic format names its platform; one per round, so orders are counted per round
-    expected: list[str]  # external ids
-
-    @property
-    def base(self) -> str:
-        """The first API, for the REST calls."""
-        return f"http://{LOOPBACK}:{self.ports[0]}"
-
-    def api(self) -> aiohttp.ClientSession:
-        """A client session that authenticates to ``/api/v1``."""
-        return aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.key}"})
-
-
-async def push(burst: Burst, result: Round, *, concurrency: int) -> None:
-    """POST every webhook of the burst, spread over the APIs, ``concurrency`` in flight."""
-    hooks = [f"http://{LOOPBACK}:{port}/hooks/generic/{burst.connection_id}" for port in burst.ports]
-    gate = asyncio.Semaphore(concurrency)
-    limits = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=limits, timeout=aiohttp.ClientTimeout(total=30)) as http:
-
-        async def one(i: int) -> None:
-            external_id = burst.expected[i]
-            async with gate:
-                order = _order(burst.source, external_id, i)
-                await _post_hook(http, hooks[i % len(hooks)], burst.secret, f"msg_{external_id}", order, result)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(len(burst.expected))))
-        result.ingest_per_s = result.accepted / max(time.perf_counter() - started, 1e-9)
-
-
-async def drain(burst: Burst, result: Round, *, started: float, within: float, stall: float) -> None:
-    """Wait until every accepted webhook of the burst is processed (or one fails, or time runs out)."""
-    async with burst.api() as api:
-        await _wait_processed(api, burst.base, burst.connection_id, result, started, within, stall)
-    result.seconds = time.perf_counter() - started
-
-
-async def verify(burst: Burst, result: Round) -> None:
-    """Check that each webhook of the burst became exactly one order."""
-    async with burst.api() as api:
-        await _check_exactly_once(api, burst.base, burst.connection_id, burst.source, burst.expected, result)
 
 
 # ---- the run -------------------------------------------------------------------------------------
@@ -468,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted; everything started was stopped")
         return 130
-    except ScaleOutError as exc:
+    except (ScaleOutError, TrafficError) as exc:
         say(f"failed: {exc}")
         return 1
     if args.json:

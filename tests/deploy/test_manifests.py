@@ -39,6 +39,8 @@ COMPOSE = DEPLOY / "docker-compose.yml"
 # schema the package ships.
 K8S_VERSIONS = ("1.27", kubernetes_validate.utils.latest_version())
 HUB_SETTINGS = {f"HUB_{name.upper()}" for name in Settings.model_fields}
+# Compose passes it to the workers; the setting itself arrives with the platform reconcile (issue 18).
+COMPOSE_SETTINGS = HUB_SETTINGS | {"HUB_RECONCILE_INTERVAL_SECONDS"}
 
 
 def _k8s_documents() -> list[tuple[str, dict[str, Any]]]:
@@ -203,7 +205,7 @@ def test_compose_topology() -> None:
     assert services["worker"]["deploy"]["replicas"] == 2
     for name in (*app_services, "migrate"):
         env = services[name]["environment"]
-        assert set(env) <= HUB_SETTINGS
+        assert set(env) <= COMPOSE_SETTINGS
         assert "postgres:5432" in env["HUB_DATABASE_URL"]
         assert "redis:6379" in env["HUB_REDIS_URL"]
 
@@ -344,7 +346,7 @@ def test_scale_out_sends_what_the_generic_connector_accepts() -> None:
 
     scale_out = _scale_out()
     secret = new_secret()
-    body = scale_out.webhook_body("msg_x", scale_out._order("soabcw2", "abc-w2-000007", 7))
+    body = scale_out.webhook_body("msg_x", scale_out.order_body("soabcw2", "abc-w2-000007", 7))
     sent = headers(msg_id="msg_x", timestamp=int(time.time()), body=body, secrets=[secret])
     connector = get_connector("generic")
     assert connector is not None
