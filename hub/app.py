@@ -20,7 +20,7 @@ from hub.api import ops as ops_api
 from hub.api import webhooks as webhooks_api
 from hub.api._router import Router
 from hub.ingest.store import GroupCommitter
-from hub.keys import CONNECTION_CACHE, ENGINE, HTTP, HTTP_METRICS, INBOUND, LIMITER, PG_POOL, REDIS, SESSIONS, SETTINGS
+from hub.keys import CONNECTION_CACHE, ENGINE, HTTP, HTTP_METRICS, INBOUND, LIMITER, PG_POOL, REDIS, ROUTERS, SESSIONS, SETTINGS
 from hub.ops.metrics import HttpMetrics
 from hub.settings import Settings
 from hub.web.middleware import _MAX_BODY, auth_middleware, error_middleware, rate_limit_middleware
@@ -95,11 +95,12 @@ def create_app(settings: Settings, *, overrides: dict[web.AppKey[Any], Any] | No
     app[HTTP_METRICS] = HttpMetrics()
     app[LIMITER] = Limiter.from_settings(settings)
     app[CONNECTION_CACHE] = {}
+    app[ROUTERS] = routers()
     app[_MAX_BODY] = settings.max_body_bytes
     for key, value in (overrides or {}).items():
         app[key] = value
     for ctx in (_database, _redis, _inbound, _http_client):
         app.cleanup_ctx.append(ctx)
-    for router in routers():
+    for router in app[ROUTERS]:
         app.router.add_routes(router.routes)
     return app

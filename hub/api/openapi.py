@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hub.api._router import Operation, Router
+from hub.keys import ROUTERS
 from hub.web.responses import json_response
 
 REF = "#/components/schemas/{model}"
@@ -185,9 +186,8 @@ def _docs_page() -> bytes:
 
 @router.route("GET", "/openapi.json", summary="This API's OpenAPI 3.1 document", auth=None, raw=True)
 async def openapi_json(request: web.Request) -> web.Response:
-    from hub.app import routers
-
-    return json_response(build(routers()))
+    routers: list[Router] = request.app[ROUTERS]
+    return json_response(build(routers))
 
 
 @router.route("GET", "/docs", summary="Human-readable API reference", auth=None, content_type="text/html")

@@ -8,21 +8,18 @@ the summary go to stdout, logs and errors to stderr; the exit status is 1 when t
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hub.cli.common import DataDir, attached, configure_logs, console, err, load_settings, run
 
 if TYPE_CHECKING:
     from hub.platforms.chat_sync import SyncProgress
     from hub.settings import Settings
 
 sync_app = typer.Typer(pretty_exceptions_enable=False, help="Pull orders from remote systems now.")
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Embedded data folder (default .hub, or HUB_DATA_DIR).")
-]
 
 
 def parse_since(value: str | None) -> date | None:
@@ -47,15 +44,14 @@ def chat_agent(
     data_dir: DataDir = None,
 ) -> None:
     """Page through the remote's GET /api/v1/orders and upsert every order, as the scheduled sync does."""
-    from hub.cli.main import _configure_logs, _run, _settings, attached, console, err
     from hub.platforms.chat_remote import SyncError
 
     since_date = parse_since(since)
-    settings = _settings(data_dir)
-    _configure_logs(settings)
+    settings = load_settings(data_dir)
+    configure_logs(settings)
     with attached(settings) as ready:
         try:
-            result = _run(_sync(ready, connection, since_date))
+            result = run(_sync(ready, connection, since_date))
         except SyncError as exc:
             done = f" ({exc.progress.orders_seen} orders were stored before it stopped)" if exc.progress else ""
             err.print(f"[red]Sync failed:[/red] {exc}{done}")
@@ -73,7 +69,6 @@ async def _sync(settings: Settings, connection_id: str, since: date | None) -> S
     from redis.exceptions import RedisError
 
     from hub import db, queue
-    from hub.cli.main import console, err
     from hub.platforms import chat_sync
     from hub.platforms.chat_client import ChatAgentClient, pinned_session
 

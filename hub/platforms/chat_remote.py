@@ -26,9 +26,36 @@ import orjson
 import structlog
 
 if TYPE_CHECKING:
-    from hub.platforms.chat_sync import SyncProgress
+    from hub.orders.upsert import UpsertResult
 
 log = structlog.get_logger("hub.chat_sync")
+
+
+@dataclass
+class SyncProgress:
+    """Where a sync is: pages and orders read, and what the upserts did with them."""
+
+    date_from: date
+    pages_done: int = 0
+    pages_total: int | None = None
+    orders_seen: int = 0
+    orders_total: int | None = None
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    failed: int = 0
+
+    def add(self, result: UpsertResult, *, applied: int) -> None:
+        """Count one page's upsert of ``applied`` orders.
+
+        ``updated`` is what changed visibly (it emitted events); ``UpsertResult.updated`` counts rows
+        rewritten, which includes replays that changed nothing.
+        """
+        self.created += result.created
+        self.updated += max(0, applied - result.created - result.unchanged)
+        self.unchanged += result.unchanged
+        self.stale += result.stale
 
 
 class SyncError(Exception):

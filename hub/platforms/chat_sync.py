@@ -40,7 +40,7 @@ from hub import ssrf
 from hub.db import Conn
 from hub.delivery.outbox import wake_deliveries
 from hub.ids import new_id
-from hub.orders.upsert import UpsertResult, upsert_orders
+from hub.orders.upsert import upsert_orders
 from hub.platforms.chat_remote import (
     OrdersRemote,
     RetryPolicy,
@@ -50,38 +50,14 @@ from hub.platforms.chat_remote import (
     TransientRemoteError,
     fetch_with_retries,
 )
+from hub.platforms.chat_remote import (
+    SyncProgress as SyncProgress,  # re-exported: callers name it chat_sync.SyncProgress
+)
 
 log = structlog.get_logger("hub.chat_sync")
 
 DEFAULT_LOOKBACK = timedelta(days=30)
 PER_PAGE = 100  # seed 000's maximum
-
-
-@dataclass
-class SyncProgress:
-    """Where a sync is: pages and orders read, and what the upserts did with them."""
-
-    date_from: date
-    pages_done: int = 0
-    pages_total: int | None = None
-    orders_seen: int = 0
-    orders_total: int | None = None
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    stale: int = 0
-    failed: int = 0
-
-    def add(self, result: UpsertResult, *, applied: int) -> None:
-        """Count one page's upsert of ``applied`` orders.
-
-        ``updated`` is what changed visibly (it emitted events); ``UpsertResult.updated`` counts rows
-        rewritten, which includes replays that changed nothing.
-        """
-        self.created += result.created
-        self.updated += max(0, applied - result.created - result.unchanged)
-        self.unchanged += result.unchanged
-        self.stale += result.stale
 
 
 @dataclass(frozen=True, slots=True)
