@@ -48,7 +48,7 @@ async def test_backlog_is_drained_in_overlapping_batches_and_each_event_once(
     async with running_worker(small):
         wake = Redis.from_url(settings.redis_url or "")
         try:
-            await wake.lpush(queue.INGEST_WAKE, b"1")  # type: ignore[misc]
+            await wake.lpush(queue.INGEST_WAKE, b"1")
         finally:
             await wake.aclose()
 

@@ -83,7 +83,7 @@ async def test_a_notifying_committer_wakes_listeners_only_for_groups_that_stored
     org = await db.fetchval("SELECT organization_id FROM connections WHERE id = $1", conn_id)
     heard: asyncio.Queue[str] = asyncio.Queue()
 
-    def hear(_conn: object, _pid: int, channel: str, _payload: str) -> None:
+    def hear(_conn: object, _pid: int, channel: str, _payload: object) -> None:
         heard.put_nowait(channel)
 
     await db.add_listener(NOTIFY_CHANNEL, hear)

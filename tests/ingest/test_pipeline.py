@@ -90,13 +90,14 @@ async def test_status_update_after_create_changes_status_only(
         assert resp.status == 202
 
     async def all_done() -> bool:
-        return await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2
+        return bool(await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2)
 
     await eventually(all_done)
     assert await db.fetchval("SELECT count(*) FROM orders") == 1
     types = [r["type"] for r in await db.fetch("SELECT type FROM order_events ORDER BY created, id")]
     assert types == ["order.created", "order.status_changed"]
     order = await db.fetchrow("SELECT * FROM orders")
+    assert order is not None
     assert order["status"] == "shipped"
     assert order["customer_name"]  # the status-only event kept the rest of the order
     assert [h["status"] for h in order["status_history"]] == ["pending", "shipped"]
@@ -110,7 +111,7 @@ async def test_status_update_after_create_changes_status_only(
     assert resp.status == 202
 
     async def three_done() -> bool:
-        return await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 3
+        return bool(await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 3)
 
     await eventually(three_done)
     assert await db.fetchval("SELECT status FROM orders") == "shipped"
@@ -186,10 +187,11 @@ async def test_status_event_before_the_full_order_still_ends_complete(
         assert resp.status == 202
 
     async def both_done() -> bool:
-        return await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2
+        return bool(await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2)
 
     await eventually(both_done)
     order = await db.fetchrow("SELECT * FROM orders")
+    assert order is not None
     assert order["status"] == "shipped"  # the newer status wins
     assert order["customer_name"]  # the late full order filled what was missing
     assert order["products"]
@@ -208,7 +210,7 @@ async def test_deletion_topic_soft_deletes_and_emits_order_deleted(
         assert resp.status == 202
 
     async def both_done() -> bool:
-        return await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2
+        return bool(await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2)
 
     await eventually(both_done)
     assert await db.fetchval("SELECT deleted_at IS NOT NULL FROM orders")
@@ -230,7 +232,7 @@ async def test_older_update_after_deletion_does_not_revive_the_order(
         assert (await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body))).status == 202
 
     async def done(n: int) -> bool:
-        return await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == n
+        return bool(await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == n)
 
     await eventually(lambda: done(2))
     late = json.loads(json.dumps(created))
