@@ -20,7 +20,19 @@ from hub.api import ops as ops_api
 from hub.api import webhooks as webhooks_api
 from hub.api._router import Router
 from hub.ingest.store import GroupCommitter
-from hub.keys import CONNECTION_CACHE, ENGINE, HTTP, HTTP_METRICS, INBOUND, LIMITER, PG_POOL, REDIS, ROUTERS, SESSIONS, SETTINGS
+from hub.keys import (
+    CONNECTION_CACHE,
+    ENGINE,
+    HTTP,
+    HTTP_METRICS,
+    INBOUND,
+    LIMITER,
+    PG_POOL,
+    REDIS,
+    ROUTERS,
+    SESSIONS,
+    SETTINGS,
+)
 from hub.ops.metrics import HttpMetrics
 from hub.settings import Settings
 from hub.web.middleware import _MAX_BODY, auth_middleware, error_middleware, rate_limit_middleware
