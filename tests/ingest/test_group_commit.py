@@ -41,7 +41,7 @@ async def test_overlapping_groups_store_each_delivery_once_and_answer_every_call
     settings: Settings, db: asyncpg.Connection, auth: dict[str, str]
 ) -> None:
     assert settings.database_url is not None
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     org = await db.fetchval("SELECT organization_id FROM connections WHERE id = $1", conn_id)
     woken: list[list[str]] = []
 
@@ -79,7 +79,7 @@ async def test_a_notifying_committer_wakes_listeners_only_for_groups_that_stored
     settings: Settings, db: asyncpg.Connection, auth: dict[str, str]
 ) -> None:
     assert settings.database_url is not None
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     org = await db.fetchval("SELECT organization_id FROM connections WHERE id = $1", conn_id)
     heard: asyncio.Queue[str] = asyncio.Queue()
 

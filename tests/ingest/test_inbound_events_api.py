@@ -12,7 +12,8 @@ from arq.connections import ArqRedis
 
 from hub import queue
 from hub.settings import Settings
-from tests.conftest import eventually, make_key
+from tests.factories import make_key
+from tests.helpers.polling import eventually
 
 Client = TestClient[Any, Any]
 T0 = datetime(2026, 4, 5, 10, 30, tzinfo=UTC)

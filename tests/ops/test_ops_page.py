@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestServer
 from hub import queue
 from hub.app import create_app
 from hub.settings import Settings
-from tests.conftest import eventually
-from tests.ops.conftest import DISABLED_REASON, EP_OFF, FAILED_DELIVERY, FAILED_DELIVERY_OFF, OPS_TOKEN, seed
+from tests.helpers.ops_state import DISABLED_REASON, EP_OFF, FAILED_DELIVERY, FAILED_DELIVERY_OFF, OPS_TOKEN, seed
+from tests.helpers.polling import eventually
 
 pytestmark = pytest.mark.browser
 
