@@ -32,10 +32,24 @@ from tests.helpers.files import data_path as data_path
 from tests.helpers.polling import eventually as eventually
 from tests.helpers.worker import running_worker
 
+#: Every table, children before parents (the foreign keys' order).
 TABLES = (
-    "delivery_attempts, deliveries, webhook_endpoints, order_events, idempotency_keys, orders, "
-    "inbound_events, connections, products, contacts, api_keys, organizations"
+    "delivery_attempts",
+    "deliveries",
+    "webhook_endpoints",
+    "order_events",
+    "idempotency_keys",
+    "orders",
+    "inbound_events",
+    "connections",
+    "products",
+    "contacts",
+    "api_keys",
+    "organizations",
 )
+# DELETE, not TRUNCATE: a test leaves a few rows, which DELETE removes in about a millisecond, while
+# TRUNCATE rewrites every table's files (about 100 ms a test, over a minute for the suite).
+EMPTY_TABLES = "; ".join(f"DELETE FROM {table}" for table in TABLES)
 
 
 def _with_database(url: str, name: str) -> str:
@@ -137,7 +151,7 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
     conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
     await _init_connection(conn)  # JSONB as Python values, as in the app
-    await conn.execute(f"TRUNCATE {TABLES} CASCADE")
+    await conn.execute(EMPTY_TABLES)
     r = redis.asyncio.Redis.from_url(settings.redis_url or "")
     claim = await r.get("hub:test-claim")
     await r.flushdb()
