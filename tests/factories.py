@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -20,6 +21,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.settings import Settings
+
+#: Sources whose signing secret the platform issues (the hub cannot generate one for them).
+PLATFORM_ISSUED_SECRETS = frozenset({"salla", "shopify"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +83,15 @@ async def make_connection(
     secret: str | None = None,
     config: dict[str, Any] | None = None,
 ) -> Made:
-    """A connection through ``create_connection`` (the service's rules apply: a bad ``config`` is refused)."""
+    """A connection through ``create_connection`` (the service's rules apply: a bad ``config`` is refused).
+
+    Salla and Shopify issue their own signing secret, so one is made up for them when none is given;
+    the other sources get the one the service generates.
+    """
     from hub.platforms.connections import ConnectionCreate, create_connection
 
+    if secret is None and source in PLATFORM_ISSUED_SECRETS:
+        secret = f"{source}-secret-{secrets.token_hex(8)}"
     data = ConnectionCreate(source=source, name=name, secret=secret, settings=config or {})
     async with session(settings) as scoped:
         row = await create_connection(scoped, organization_id=organization_id, data=data)
