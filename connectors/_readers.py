@@ -29,7 +29,7 @@ from decimal import Context, Decimal
 from typing import Any, Final, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.base import PayloadError, parse_time, to_decimal, to_e164
+from connectors.base import DECIMAL_TEXT, PayloadError, parse_time, to_decimal, to_e164
 
 MONEY_LIMIT: Final = Decimal(10) ** 15  # numeric(20, 4) holds less than 10**16; the margin keeps sums in range
 MAX_DECIMALS: Final = 20  # read_amount; Zid states amounts with 14 decimals
@@ -44,7 +44,6 @@ MALFORMED: Final = (KeyError, IndexError, TypeError, ValueError, AttributeError,
 
 _WIDE: Final = Context(prec=60)  # amounts are < 10**15 with <= 20 decimals: their sums stay exact
 _CURRENCY: Final = re.compile(r"[A-Z]{3}")
-_DECIMAL_TEXT: Final = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,12})?")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")  # json.loads joins valid pairs: any left is lone
 _Scalar = str | int | float | bool | None
 _OFFSET: Final = re.compile(r"([+-])(\d{2}):?(\d{2})")
@@ -194,12 +193,13 @@ def to_phone(number: str | None, country_code: str | None = None) -> str | None:
 
 
 def read_money(value: Any, where: str) -> Decimal:
-    """An exact amount from a JSON number or a plain decimal string (``"12.50"``), below :data:`MONEY_LIMIT`."""
+    """An exact amount from a JSON number or a decimal string (``"12.50"``, ``"1e3"``: the API's grammar,
+    :data:`connectors.base.DECIMAL_TEXT`), below :data:`MONEY_LIMIT`."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise PayloadError(f"{where}: expected a number or a decimal string, got {describe(value)}")
     if isinstance(value, int) and abs(value) >= MONEY_LIMIT:  # before str(): huge ints are slow to print
         raise PayloadError(f"{where}: amount out of range")
-    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value.strip()):
+    if isinstance(value, str) and not DECIMAL_TEXT.fullmatch(value.strip()):  # the API's grammar (hub.money)
         raise PayloadError(f"{where}: not a decimal number: {value[:40]!r}")
     return _in_range(to_decimal(value, field_name=where), where)
 

@@ -15,6 +15,7 @@ Error tree::
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -130,6 +131,12 @@ class Connector(Protocol):
 
 # ---- small pure helpers shared by connectors -------------------------------------------------
 
+#: The one grammar of an amount written as text, for the API (``hub.money``) and every connector:
+#: ASCII digits only ("٣" is refused everywhere), optional sign, fraction and exponent ("1e3" is
+#: accepted everywhere). Python's Decimal() alone would also take "1_000", "NaN" and other digits.
+DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+MAX_DECIMAL_TEXT = 64  # far more than any real amount; bounds work on hostile input
+
 
 def body_hash(body: bytes) -> str:
     """Fallback delivery id: the SHA-256 of the raw body."""
@@ -142,6 +149,8 @@ def to_decimal(value: Any, *, field_name: str) -> Decimal:
         raise PayloadError(f"{field_name}: expected a number, got {value!r}")
     if isinstance(value, dict) and "amount" in value:  # Salla money objects: {"amount": 10, "currency": "SAR"}
         value = value["amount"]
+    if isinstance(value, str) and (len(value) > MAX_DECIMAL_TEXT or not DECIMAL_TEXT.fullmatch(value.strip())):
+        raise PayloadError(f"{field_name}: not a number: {value[:40]!r}")
     try:
         result = Decimal(str(value))
     except (InvalidOperation, ValueError) as exc:

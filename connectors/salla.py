@@ -7,8 +7,10 @@ the raw body, keyed with the connection secret) and ``Token`` (the secret itself
 recognised by a hash of the body.
 
 Ten order events share Salla's full order model (``data`` is the order); ``order.status.updated``
-instead carries a status-history record with the order under ``data.order`` and is applied as a
-status-only change. Mapping tables and every choice the docs leave open: ``docs/connectors.md``.
+instead carries a status-history record with the full order under ``data.order``, which is read
+like the others (amounts, items, customer, shipping) with the event's status. :func:`normalize_order`
+reads the same model as the Admin API's order details answer (the pull client's orders).
+Mapping tables and every choice the docs leave open: ``docs/connectors.md``.
 """
 
 from __future__ import annotations
@@ -171,47 +173,70 @@ def _event(topic: str, envelope: dict[str, Any]) -> ParsedEvent:
 
 def _status_event(topic: str, envelope: dict[str, Any]) -> ParsedEvent:
     # data is a status-history record (data.id is the record's id, data.status a display name); the
-    # order, with its status slug, is data.order. Only the status is applied, nothing else blanked.
+    # full order, with its status slug, is data.order and is applied whole (issue 19): an order first
+    # seen through this event must not be stored with no lines and a zero total.
     data = read_object(envelope.get("data"), "data")
     order = read_object(data.get("order"), "data.order")
-    external_id = read_id(order.get("id"), "data.order.id")
     slug = _slug(order.get("status"), "data.order.status") or _slug(data.get("status"), "data.status")
-    status = STATUS_MAP.get(slug or "", (None, None))[0]
-    if status is None:
-        return ParsedEvent(topic, None, f"status {slug!r} has no hub equivalent; stored status kept")
-    clock = _clock(envelope, data)
-    return ParsedEvent(
-        topic, NormalizedOrder(source=SOURCE, external_id=external_id, source_updated_at=clock, status=status)
-    )
+    clock = _clock(envelope, order)
+    return ParsedEvent(topic, _normalized(order, "data.order", slug=slug, clock=clock))
 
 
 def _full_order(topic: str, envelope: dict[str, Any]) -> NormalizedOrder:
     data = read_object(envelope.get("data"), "data")
-    external_id = read_id(data.get("id"), "data.id")
-    slug = _slug(data.get("status"), "data.status")
-    status, fulfillment = STATUS_MAP.get(slug or "", (None, None))
-    payment = _payment_status(slug, data)
-    if topic == "order.cancelled":
-        status = "cancelled"  # the event name is explicit even when a custom status hides the slug
+    overrides: dict[str, Any] = {}
+    if topic == "order.cancelled":  # the event name is explicit even when a custom status hides the slug
+        overrides["status"] = "cancelled"
     if topic == "order.refunded":
-        payment = "refunded"
-    customer = read_opt_object(data.get("customer"), "data.customer") or {}
+        overrides["payment_status"] = "refunded"
+    slug = _slug(data.get("status"), "data.status")
+    return _normalized(data, "data", slug=slug, clock=_clock(envelope, data), **overrides)
+
+
+def normalize_order(order: dict[str, Any], *, fetched_at: datetime | None = None) -> NormalizedOrder:
+    """A Salla order object as the Admin API's order details return it (the webhooks' full model).
+
+    The version clock is the order's ``updated_at``; Salla's documented order object has none, so
+    without it the clock is ``fetched_at``, the moment the pull client read the order (the state it
+    holds is the platform's state at that moment). PayloadError when neither is there.
+    """
+    try:
+        if order.get("updated_at") not in (None, "", []):
+            clock = salla_time(order["updated_at"], "updated_at")
+        elif fetched_at is not None:
+            clock = fetched_at
+        else:
+            raise PayloadError("no version clock: updated_at is missing")
+        return _normalized(order, "order", slug=_slug(order.get("status"), "order.status"), clock=clock)
+    except PayloadError:
+        raise
+    except MALFORMED as exc:
+        raise PayloadError(f"unreadable Salla order ({type(exc).__name__}: {exc})"[:500]) from exc
+
+
+def _normalized(
+    data: dict[str, Any], path: str, *, slug: str | None, clock: datetime, **overrides: Any
+) -> NormalizedOrder:
+    """Salla's full order model at ``path``; only the fields it holds (or ``overrides``) are set."""
+    external_id = read_id(data.get("id"), f"{path}.id")
+    status, fulfillment = STATUS_MAP.get(slug or "", (None, None))
+    customer = read_opt_object(data.get("customer"), f"{path}.customer") or {}
     fields: dict[str, Any] = {
-        "reference": read_opt_id(data.get("reference_id"), "data.reference_id"),
+        "reference": read_opt_id(data.get("reference_id"), f"{path}.reference_id"),
         "customer_name": _customer_name(customer),
-        "customer_email": read_string(customer.get("email"), "data.customer.email"),
+        "customer_email": read_string(customer.get("email"), f"{path}.customer.email"),
         "customer_phone": _phone(customer),
-        "shipping_address": read_shipping_address(data.get("shipping"), "data.shipping"),
-        "products": _lines(data.get("items")),
-        "currency": read_opt_currency(data.get("currency"), "data.currency"),
+        "shipping_address": read_shipping_address(data.get("shipping"), f"{path}.shipping"),
+        "products": _lines(data.get("items"), f"{path}.items"),
+        "currency": read_opt_currency(data.get("currency"), f"{path}.currency"),
         "status": status,
-        "payment_status": payment,
+        "payment_status": _payment_status(slug, data),
         "fulfillment_status": fulfillment,
-        "source_created_at": _opt_time(data.get("date"), "data.date"),
-        **_amounts(read_opt_object(data.get("amounts"), "data.amounts")),
+        "source_created_at": _opt_time(data.get("date"), f"{path}.date"),
+        **_amounts(read_opt_object(data.get("amounts"), f"{path}.amounts")),
+        **overrides,
     }
     set_fields = {name: value for name, value in fields.items() if value is not None}
-    clock = _clock(envelope, data)
     return NormalizedOrder(source=SOURCE, external_id=external_id, source_updated_at=clock, **set_fields)
 
 
@@ -260,11 +285,11 @@ def _discount(discounts: Any) -> Decimal | None:
     return exact_sum(*values)
 
 
-def _lines(items: Any) -> list[OrderLine] | None:
-    found = read_opt_list(items, "data.items")
+def _lines(items: Any, path: str) -> list[OrderLine] | None:
+    found = read_opt_list(items, path)
     if found is None:
         return None
-    return [_line(read_object(item, f"data.items[{i}]"), f"data.items[{i}]") for i, item in enumerate(found)]
+    return [_line(read_object(item, f"{path}[{i}]"), f"{path}[{i}]") for i, item in enumerate(found)]
 
 
 def _line(item: dict[str, Any], path: str) -> OrderLine:
@@ -314,7 +339,7 @@ def _slug(status: Any, path: str) -> str | None:
 
 
 def _clock(envelope: dict[str, Any], data: dict[str, Any]) -> datetime:
-    """The version clock: data.updated_at, else the event's created_at."""
+    """The version clock: the order's updated_at, else the event's created_at."""
     if data.get("updated_at") not in (None, "", []):
         return salla_time(data["updated_at"], "data.updated_at")
     if envelope.get("created_at") in (None, ""):

@@ -131,6 +131,16 @@ def _topic(event: str | None) -> str | None:
     return clean_text(event.strip())[:100]
 
 
+def normalize_order(order: dict[str, Any]) -> NormalizedOrder:
+    """A Zid Order object from the manager API (the same object the webhooks post); only ConnectorErrors leave."""
+    try:
+        return normalize(order)
+    except PayloadError:
+        raise
+    except MALFORMED as exc:
+        raise PayloadError(f"unreadable Zid order ({type(exc).__name__}: {exc})"[:500]) from exc
+
+
 def normalize(order: dict[str, Any]) -> NormalizedOrder:
     """A Zid Order object in the unified model's names; only the fields Zid sent are set."""
     status, fulfillment = STATUS_MAP.get(_status_code(order.get("order_status")) or "", (None, None))

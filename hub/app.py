@@ -38,8 +38,6 @@ from hub.settings import Settings
 from hub.web.middleware import _MAX_BODY, auth_middleware, error_middleware, rate_limit_middleware
 from hub.web.ratelimit import Limiter
 
-INGEST_JOB = "ingest_events"
-
 Ctx = Callable[[web.Application], AsyncIterator[None]]
 
 

@@ -20,9 +20,10 @@ Rules (DESIGN "Unified order"):
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Context, Decimal
+
+from connectors.base import DECIMAL_TEXT, MAX_DECIMAL_TEXT
 
 __all__ = [
     "CURRENCIES",
@@ -44,10 +45,9 @@ MAX_AMOUNT = Decimal(10) ** 12
 # Enough digits that no sum of bounded amounts is ever rounded by the context itself.
 _CTX = Context(prec=50, rounding=ROUND_HALF_UP)
 _ZERO = Decimal(0)
-# Plain decimal notation, optionally with an exponent (str(1e-05) == "1e-05"). Python's Decimal()
-# would also take "1_000", "Infinity" and " nan ", which are not money.
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_MAX_TEXT = 64  # far more than any real amount; bounds work on hostile input
+# Connectors read amounts with the same grammar, so ingest and the API accept the same text.
+_NUMBER = DECIMAL_TEXT
+_MAX_TEXT = MAX_DECIMAL_TEXT
 
 #: Active ISO 4217 currency codes (incl. fund codes such as BOV, CLF, USN; ANG and its successor XCG
 #: both listed during the 2025 changeover). Excluded: precious metals (XAU, XAG, XPD, XPT), bond-market

@@ -50,10 +50,15 @@ class Settings(BaseSettings):
     webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)
 
     inbound_tolerance_seconds: int = Field(default=300, gt=0)
+    # How far ahead of its receipt a source's updated-at may be; later clocks are capped (one event
+    # from "9999-12-31" would otherwise make every later event look stale).
+    source_clock_skew_seconds: int = Field(default=300, ge=0)
     sweep_interval_seconds: int = Field(default=5, gt=0)
     sweep_after_seconds: float = Field(default=5.0, ge=0)
     delivery_lease_seconds: int = Field(default=30, gt=0)
     batch_size: int = Field(default=200, gt=0)
+    reconcile_interval_seconds: float = Field(default=600.0, gt=0)
+    reconcile_overlap_seconds: float = Field(default=300.0, ge=0)
 
     ops_token: SecretStr | None = None
     metrics_token: SecretStr | None = None

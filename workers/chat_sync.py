@@ -21,7 +21,7 @@ from workers.context import deps
 
 log = structlog.get_logger("hub.chat_sync")
 
-JOB = "sync_chat_agent"
+JOB = queue.CHAT_SYNC_JOB
 INTERVAL_SECONDS = 300
 #: A long backfill may take far longer than the worker's default job timeout.
 JOB_TIMEOUT_SECONDS = 1800

@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -26,9 +27,9 @@ from connectors.base import ConnectorError, NormalizedOrder, RawRequest
 from hub import queue
 from hub.db import Conn
 from hub.delivery.claims import Leased
-from hub.delivery.outbox import wake_deliveries
 from hub.ops.metrics import BAD_PAYLOAD, record_reject
-from hub.orders.upsert import delete_orders, is_deletion, upsert_orders
+from hub.orders.rules import refusal
+from hub.orders.upsert import DEFAULT_CLOCK_SKEW, delete_orders, is_deletion, upsert_orders
 from workers.context import WorkerContext, deps
 
 log = structlog.get_logger("hub.ingest")
@@ -71,6 +72,7 @@ class _Outcome:
     orders: list[NormalizedOrder] = field(default_factory=list)
     deletions: list[bool] = field(default_factory=list)
     order_ids: list[str] = field(default_factory=list)
+    notes: list[str | None] = field(default_factory=list)  # per order: why it changed nothing
 
 
 def _parse(row: asyncpg.Record) -> _Outcome:
@@ -93,6 +95,10 @@ def _parse(row: asyncpg.Record) -> _Outcome:
     if not handled:
         reasons = "; ".join(e.ignored_reason or "ignored" for e in events) or "no events in request"
         return _Outcome("ignored", topic=topics, error=reasons[:2000])
+    # The API's safety rules hold for ingest too: beyond them the whole event fails, nothing is stored.
+    refused = next((why for e in handled if e.order is not None and (why := refusal(e.order))), None)
+    if refused is not None:
+        return _Outcome("failed", topic=topics, error=refused)
     return _Outcome(
         "processed",
         topic=topics,
@@ -119,9 +125,10 @@ class _Batch:
     leased: Leased | None = None  # the deliveries it leased for this process's own pipeline
 
 
-async def _process(conn: Conn, rows: list[asyncpg.Record]) -> _Batch:
-    """Process claimed rows in the current transaction."""
+async def _process(conn: Conn, rows: list[asyncpg.Record], skew: timedelta = DEFAULT_CLOCK_SKEW) -> _Batch:
+    """Process claimed rows in the current transaction (source clocks capped at receipt + ``skew``)."""
     outcomes = {row["id"]: _parse(row) for row in rows}
+    received = {row["id"]: row["received_at"] for row in rows}
     by_org: dict[str, list[tuple[str, NormalizedOrder, bool]]] = defaultdict(list)
     currency: dict[str, str] = {}
     endpoints: dict[str, list[dict[str, Any]]] = {}
@@ -139,17 +146,23 @@ async def _process(conn: Conn, rows: list[asyncpg.Record]) -> _Batch:
             orders=[o for _, o, _ in items],
             default_currency=currency[org_id],
             endpoints=endpoints[org_id],
+            received_at=[received[event_id] for event_id, _, _ in items],
+            clock_skew=skew,
         )
         delivery_ids += result.delivery_ids
         deleted: list[str] = []
-        for (event_id, _, deletion), order_id in zip(items, result.order_ids, strict=True):
+        for (event_id, _, deletion), order_id, note in zip(items, result.order_ids, result.notes, strict=True):
             outcomes[event_id].order_ids.append(order_id)
+            outcomes[event_id].notes.append(note)
             if deletion:
                 deleted.append(order_id)
         if deleted:
             delivery_ids += await delete_orders(
                 conn, organization_id=org_id, order_ids=deleted, endpoints=endpoints[org_id]
             )
+    for outcome in outcomes.values():  # "processed" that changed nothing says why (stale, with both clocks)
+        if outcome.status == "processed" and outcome.notes and all(outcome.notes):
+            outcome.error = "; ".join(dict.fromkeys(n for n in outcome.notes if n))
     await conn.executemany(
         "UPDATE inbound_events SET status = $2, topic = $3, error = $4, order_ids = $5, attempts = attempts + 1, "
         "processed_at = now() WHERE id = $1",
@@ -157,6 +170,10 @@ async def _process(conn: Conn, rows: list[asyncpg.Record]) -> _Batch:
     )
     bad = [row["source"] for row in rows if outcomes[row["id"]].status == "failed"]
     return _Batch(delivery_ids=delivery_ids, bad_payload_sources=bad)
+
+
+def _skew(hub: WorkerContext) -> timedelta:
+    return timedelta(seconds=hub.settings.source_clock_skew_seconds)
 
 
 async def _process_one_by_one(hub: WorkerContext, ids: list[str]) -> _Batch:
@@ -167,7 +184,7 @@ async def _process_one_by_one(hub: WorkerContext, ids: list[str]) -> _Batch:
             async with hub.pool.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(_CLAIM.format(where="e.id = ANY($2::text[])"), 1, [event_id])
                 if rows:
-                    one = await _process(conn, list(rows))
+                    one = await _process(conn, list(rows), _skew(hub))
                     done.delivery_ids += one.delivery_ids
                     done.bad_payload_sources += one.bad_payload_sources
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
@@ -221,9 +238,9 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
             async with hub.pool.acquire() as conn, conn.transaction():
                 rows = await _claim(conn, ids, limit)
                 claimed = [r["id"] for r in rows]
-                batch = await _process(conn, rows) if rows else _Batch()
-                if batch.delivery_ids and hub.lease_deliveries is not None:
-                    batch.leased = await hub.lease_deliveries(conn, batch.delivery_ids, started)
+                batch = await _process(conn, rows, _skew(hub)) if rows else _Batch()
+                if batch.delivery_ids:
+                    batch.leased = await hub.deliveries.lease(conn, batch.delivery_ids, started)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
             raise  # database away: arq retries the job; the sweeper is the backstop
         except Exception:
@@ -241,22 +258,21 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
 
 
 async def _after_commit(hub: WorkerContext, batch: _Batch) -> None:
-    """Wake the sender and count unreadable payloads per source; both best effort (already committed).
+    """Hand the batch's deliveries to this process's engine and count unreadable payloads per source.
 
-    A running worker sends what it wrote itself (no Redis round trip on the way to the subscriber):
-    the rows the batch leased go straight to its pipeline, any others through a claim. Other workers
-    still find those rows if this one dies (leases expire, the sweeper looks).
+    Both best effort (already committed). The worker sends what it wrote itself, with no Redis round
+    trip on the way to the subscriber: the rows the batch leased go straight to the pipeline, any
+    others through a claim. Other workers still find those rows if this one dies (leases expire,
+    the sweeper looks).
     """
     try:
         fresh = batch.delivery_ids
-        if batch.leased is not None and hub.take_deliveries is not None:
-            hub.take_deliveries(batch.leased)
+        if batch.leased is not None:
+            hub.deliveries.take(batch.leased)
             leased = {item.id for item in batch.leased.items}
             fresh = [i for i in fresh if i not in leased]
-        if hub.local_delivery_wake is not None and fresh:
-            hub.local_delivery_wake(fresh)
-        else:
-            await wake_deliveries(hub.redis, fresh)
+        if fresh:
+            hub.deliveries.wake(fresh)
         for source in batch.bad_payload_sources:
             await record_reject(hub.redis, source, BAD_PAYLOAD)
     except Exception as exc:  # the sweeper finds the deliveries; a lost count is only a metric
@@ -274,5 +290,5 @@ async def sweep_inbound(hub: WorkerContext) -> int:
     ids = [r["id"] for r in rows]
     for start in range(0, len(ids), hub.settings.batch_size):
         chunk = ids[start : start + hub.settings.batch_size]
-        await queue.enqueue(hub.redis, "ingest_events", chunk, job_id=f"sweep:{chunk[0]}:{time.time_ns()}")
+        await queue.enqueue(hub.redis, queue.INGEST_JOB, chunk, job_id=f"sweep:{chunk[0]}:{time.time_ns()}")
     return len(ids)

@@ -1,236 +1,101 @@
-"""The arq worker: job registry, start-up/shutdown, and prompt wake-ups.
+"""The worker's composition root: job registry, start-up and shutdown hooks, supervision.
 
-arq polls its queue every ``poll_delay`` (0.5 s by default), which alone would add ~285 ms median
-latency to every event. :class:`WakeWorker` keeps arq's job handling but, between polls, blocks on
-a Redis list that every enqueue pushes to (``hub.queue.WAKE_KEY``), so an idle worker starts a new
-job within milliseconds without spinning.
+A plain arq :class:`~arq.worker.Worker`, the same in production, tests and burst mode. Its start-up
+hook builds every dependency (pools, HTTP client, the :class:`~hub.delivery.engine.DeliveryEngine`)
+into the typed :class:`~workers.context.WorkerContext` and starts the prompt wake-ups
+(:mod:`workers.wakeups`); its shutdown hook stops and closes them. arq's own loop polls only for
+arq jobs (the sweeper, retries, syncs). The hook is idempotent, so :func:`supervise` can run
+``worker.main()`` again after Redis went away and came back.
 
-The hottest paths skip arq's per-job bookkeeping altogether: each group commit of the receiver
-notifies a Postgres channel in its own insert (``hub.ingest.store.NOTIFY_CHANNEL``), and
-every worker listens on a connection of its own and runs a drain loop that claims all due inbound
-events in batches (``ingest_events`` with no ids); a push to ``hub.queue.INGEST_WAKE`` (what APIs
-before the notification sent) wakes the same loop. A wake-up carries no data; Postgres says what is
-due. Fresh deliveries likewise: the outbox pushes their ids to
-``hub.queue.DELIVERY_WAKE`` and a loop hands them to the process's delivery pipeline; the ones a
-worker's own ingest batch wrote go straight to its own pipeline, without Redis, and leased in that
-batch's own transaction, without a claim (``deliveries.lease_here``). The arq jobs
-stay registered too, for the sweeper, retries and the retry buttons, so a lost wake-up only delays
-work until the next sweep.
-
-Job names are a wire contract: never rename one without keeping the old name registered.
+Job names are a wire contract (:mod:`hub.queue`): never rename one without keeping the old name registered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import asyncpg
 import structlog
-from arq import cron
-from arq.connections import create_pool
+from arq import cron, func
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from hub import db, heap, queue
-from hub.ingest.store import NOTIFY_CHANNEL
+from hub.delivery.engine import DeliveryEngine
 from hub.settings import Settings, asyncpg_dsn
-from workers import chat_sync, deliveries, ingest, sweeper
+from workers import chat_sync, deliveries, ingest, platform_sync, sweeper
 from workers.context import CTX_KEY, WorkerContext
+from workers.wakeups import Wakeups
 
 log = structlog.get_logger("hub.worker")
 
-#: How often the notification listener checks that its connection still answers.
-LISTEN_CHECK_SECONDS = 30.0
+JOBS = [
+    func(ingest.ingest_events, name=queue.INGEST_JOB),
+    func(deliveries.deliver_webhooks, name=queue.DELIVER_JOB),
+    chat_sync.job,
+    platform_sync.job,
+]
+#: How long :func:`supervise` waits before running the worker again after Redis was lost.
+RESTART_DELAY = 1.0
 
-JOBS = [ingest.ingest_events, deliveries.deliver_webhooks, chat_sync.job]
+#: arq ``ctx`` key of an event set once the start-up hook built the context (see :func:`started`).
+READY_KEY = "hub.ready"
 
-
-class WakeWorker(Worker):
-    """An arq worker that sleeps on a Redis ``BLPOP`` instead of a fixed poll delay."""
-
-    async def main(self) -> None:
-        if self._pool is None:
-            self._pool = await create_pool(
-                self.redis_settings,
-                job_deserializer=self.job_deserializer,
-                job_serializer=self.job_serializer,
-                default_queue_name=self.queue_name,
-                expires_extra_ms=self.expires_extra_ms,
-            )
-        self.ctx["redis"] = self.pool
-        if self.on_startup:
-            await self.on_startup(self.ctx)
-        if not self.burst:
-            hub: WorkerContext = self.ctx[CTX_KEY]
-            hub.local_delivery_wake = functools.partial(deliveries.wake, self.ctx)
-            hub.lease_deliveries = functools.partial(deliveries.lease_here, self.ctx)
-            hub.take_deliveries = functools.partial(deliveries.take_leased, self.ctx)
-            self._ingest_due = asyncio.Event()
-            self._loops = [
-                asyncio.create_task(self._drain_ingest()),
-                asyncio.create_task(self._ingest_on_notify(hub)),
-                asyncio.create_task(self._ingest_on_wake()),
-                asyncio.create_task(self._deliveries_on_wake()),
-            ]
-        while True:
-            try:
-                await self._poll_iteration()
-            except (RedisError, OSError) as exc:
-                # Redis restarting or away: arq's own loop would end the worker here; keep it alive and
-                # poll again, the database still holds every piece of work (the sweeper re-enqueues it).
-                log.warning("redis_unavailable", error=repr(exc))
-                await asyncio.sleep(self.poll_delay_s)
-                continue
-            if self.burst:
-                if 0 <= self.max_burst_jobs <= self._jobs_started():
-                    await asyncio.gather(*self.tasks.values())
-                    return
-                if await self.pool.zcard(self.queue_name) == 0:
-                    await asyncio.gather(*self.tasks.values())
-                    return
-            if len(self.tasks) >= self.max_jobs:
-                await asyncio.sleep(0.005)
-                continue
-            try:
-                await self.pool.blpop([queue.WAKE_KEY], timeout=self.poll_delay_s)  # type: ignore[arg-type, misc]
-            except (TimeoutError, OSError, RedisError):  # redis' ConnectionError is not the builtin one
-                await asyncio.sleep(self.poll_delay_s)
-
-    async def close(self) -> None:
-        for loop in getattr(self, "_loops", []):
-            loop.cancel()
-        await asyncio.gather(*getattr(self, "_loops", []), return_exceptions=True)
-        await super().close()
-
-    async def _drain_ingest(self) -> None:
-        """Drain the due inbound events whenever a wake-up (Postgres or Redis) says some were committed.
-
-        One drain at a time (plus its helper while a backlog lasts); wake-ups during a drain make one
-        more drain after it, so nothing committed meanwhile waits for the sweeper.
-        """
-        while True:
-            await self._ingest_due.wait()
-            self._ingest_due.clear()
-            try:
-                await ingest.ingest_events(self.ctx, [])
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # database away: the sweeper re-enqueues what is left once it is back
-                log.exception("drain_failed", key="ingest")
-                await asyncio.sleep(0.5)
-
-    async def _ingest_on_notify(self, hub: WorkerContext) -> None:
-        """Listen for committed inbound events on a connection of its own; reconnect when it is lost.
-
-        The API's group commit notifies in its insert (:data:`hub.ingest.store.NOTIFY_CHANNEL`),
-        so a wake-up costs the API no round trip and arrives only for what committed. Notifications
-        sent while not listening are lost, so every (re)connection starts with a drain.
-        """
-        assert hub.settings.database_url is not None
-        dsn = asyncpg_dsn(hub.settings.database_url)
-        while True:
-            try:
-                await self._listen(dsn)
-                log.warning("ingest_listener_lost")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Postgres away or restarting: Redis wake-ups and the sweeper still work
-                log.warning("ingest_listener_unavailable", error=repr(exc))
-            await asyncio.sleep(1.0)
-
-    async def _listen(self, dsn: str) -> None:
-        """Wake the ingest drain on each notification until the connection is lost."""
-        conn = await asyncpg.connect(dsn, timeout=10)
-        try:
-            lost = asyncio.Event()
-            conn.add_termination_listener(lambda _conn: lost.set())
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._ingest_due.set())
-            self._ingest_due.set()
-            while not lost.is_set():
-                with contextlib.suppress(TimeoutError):  # a half-open connection never says it is lost
-                    async with asyncio.timeout(LISTEN_CHECK_SECONDS):
-                        await lost.wait()
-                if not lost.is_set():
-                    await conn.execute("SELECT 1", timeout=10)
-        finally:
-            conn.terminate()
-
-    async def _ingest_on_wake(self) -> None:
-        """Block on the Redis wake-up list too (what an API before the notification, or a test, pushes)."""
-        key = queue.INGEST_WAKE
-        while True:
-            try:
-                # BLPOP and DELETE in one round trip: Redis runs the DELETE as soon as the BLPOP returns,
-                # and wakes pushed before it are covered by the drain that follows
-                async with self.pool.pipeline(transaction=False) as pipe:
-                    pipe.blpop([key], timeout=5)
-                    pipe.delete(key)
-                    got, _ = await pipe.execute()
-                if got is not None:
-                    self._ingest_due.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("drain_failed", key=key)
-                await asyncio.sleep(0.5)
-
-    async def _deliveries_on_wake(self) -> None:
-        """Block on the deliveries' wake-up list; hand the ids to the delivery pipeline (never waits for it)."""
-        key = queue.DELIVERY_WAKE
-        hub: WorkerContext = self.ctx[CTX_KEY]
-        while not hub.stopping.is_set():
-            try:
-                async with self.pool.pipeline(transaction=False) as pipe:  # one round trip for both
-                    pipe.blpop([key], timeout=5)
-                    pipe.lpop(key, 1000)
-                    got, rest = await pipe.execute()
-                if got is None:
-                    continue
-                ids = [i for raw in (got[1], *(rest or [])) for i in queue.wake_payload(raw)]
-                deliveries.wake(self.ctx, ids)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("drain_failed", key=key)
-                await asyncio.sleep(0.5)
+Hook = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def _startup(settings: Settings, *, settle_heap: bool = False) -> Any:
+def _startup(settings: Settings, *, settle_heap: bool = False) -> Hook:
     async def startup(ctx: dict[str, Any]) -> None:
+        if CTX_KEY in ctx:  # main() run again after Redis came back: all is built and running
+            return
         assert settings.database_url is not None
+        redis = ctx["redis"]
+        pool = await db.create_pool(settings.database_url, max_size=10)
         engine = db.create_engine(settings.database_url, pool_size=5)
-        ctx[CTX_KEY] = WorkerContext(
+        hub = WorkerContext(
             settings=settings,
-            pool=await db.create_pool(settings.database_url, max_size=10),
+            pool=pool,
             engine=engine,
             sessions=db.session_factory(engine),
-            redis=ctx["redis"],
+            redis=redis,
             http=aiohttp.ClientSession(auto_decompress=True),
+            deliveries=DeliveryEngine.open(settings, pool, redis),
         )
-        deliveries.open_sender(ctx, settings)
+
+        async def drain_ingest() -> int:
+            return await ingest.ingest_events(ctx, [])
+
+        hub.wakeups = Wakeups(
+            dsn=asyncpg_dsn(settings.database_url), redis=redis, deliveries=hub.deliveries, drain_ingest=drain_ingest
+        )
+        ctx[CTX_KEY] = hub
+        hub.wakeups.start()
         if settle_heap:  # a process of its own (hub worker / hub up), not a test's worker
             heap.settle()
+        ready: asyncio.Event | None = ctx.get(READY_KEY)
+        if ready is not None:
+            ready.set()
 
     return startup
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
-    deps: WorkerContext | None = ctx.get(CTX_KEY)
-    await deliveries.close_sender(ctx)
-    if deps is None:
+    """Stop the wake-ups and close every client; idempotent (a second call finds nothing to close)."""
+    hub: WorkerContext | None = ctx.pop(CTX_KEY, None)
+    if hub is None:
         return
-    await deps.http.close()
-    await deps.pool.close()
-    await deps.engine.dispose()
+    if hub.wakeups is not None:
+        await hub.wakeups.stop()
+    await hub.deliveries.close()
+    await hub.http.close()
+    await hub.pool.close()
+    await hub.engine.dispose()
 
 
-def create_worker(
-    settings: Settings, *, burst: bool = False, settle_heap: bool = False, **overrides: Any
-) -> WakeWorker:
+def create_worker(settings: Settings, *, burst: bool = False, settle_heap: bool = False, **overrides: Any) -> Worker:
     """A worker for ``settings`` (the same factory in production and tests).
 
     ``settle_heap``: freeze the start-up heap once ready (:mod:`hub.heap`); for a worker that is its
@@ -258,10 +123,34 @@ def create_worker(
         "health_check_interval": 10,
     }
     options.update(overrides)
-    return WakeWorker(**options)
+    options.setdefault("ctx", {})[READY_KEY] = asyncio.Event()
+    return Worker(**options)
 
 
-async def stop_gracefully(worker: WakeWorker, task: asyncio.Task[None], *, grace: float = 20.0) -> None:
+async def started(worker: Worker) -> WorkerContext:
+    """The worker's context, once its start-up hook has built it (for a worker of :func:`create_worker`)."""
+    ready: asyncio.Event = worker.ctx[READY_KEY]
+    await ready.wait()
+    hub: WorkerContext = worker.ctx[CTX_KEY]
+    return hub
+
+
+async def supervise(worker: Worker, *, restart_delay: float = RESTART_DELAY) -> None:
+    """Run ``worker.main()``, again whenever Redis is lost, until it returns (burst) or is cancelled.
+
+    arq's loop ends on a Redis error; the database still holds every piece of work and the wake-up
+    loops keep running meanwhile, so the worker just starts polling again once Redis answers.
+    """
+    while True:
+        try:
+            await worker.main()
+            return
+        except (RedisError, OSError) as exc:  # redis' ConnectionError is not the builtin one
+            log.warning("redis_unavailable", error=repr(exc))
+        await asyncio.sleep(restart_delay)
+
+
+async def stop_gracefully(worker: Worker, task: asyncio.Task[None], *, grace: float = 20.0) -> None:
     """Stop taking jobs, let jobs in flight finish (up to ``grace`` seconds), then close.
 
     arq's own ``close()`` cancels running jobs, and a job cancelled mid-way makes it raise before
@@ -277,8 +166,10 @@ async def stop_gracefully(worker: WakeWorker, task: asyncio.Task[None], *, grace
         await task
     running = [t for t in worker.tasks.values() if not t.done()]
     if hub is not None:
-        running += [t for t in hub.background if not t.done()]
+        running += [t for t in (*hub.background, *hub.deliveries.background) if not t.done()]
     if running:
         await asyncio.wait(running, timeout=grace)
     with contextlib.suppress(Exception):
         await worker.close()
+    # close() skips the shutdown hook when Redis is away (or the worker never connected)
+    await _shutdown(worker.ctx)

@@ -1,5 +1,7 @@
 """The sweeper (arq cron): re-enqueues work that is due but not done, under fresh job ids.
 
+It also enqueues the platform reconciles that are due (``workers.platform_sync``).
+
 Postgres, not arq, decides whether work is done: a lost job, a flushed Redis or a SIGKILLed worker
 leaves rows that are still ``received`` (inbound) or ``pending`` and due (deliveries); the sweeper
 finds them and wakes a worker for them, so everything accepted completes within the DESIGN bound.
@@ -11,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from workers import deliveries, ingest
+from workers import deliveries, ingest, platform_sync
 from workers.context import deps
 
 log = structlog.get_logger("hub.sweeper")
@@ -20,7 +22,12 @@ log = structlog.get_logger("hub.sweeper")
 async def sweep(ctx: dict[str, Any]) -> None:
     """One sweep over inbound events and deliveries."""
     hub = deps(ctx)
-    for name, step in (("inbound", ingest.sweep_inbound), ("deliveries", deliveries.sweep_deliveries)):
+    steps = (
+        ("inbound", ingest.sweep_inbound),
+        ("deliveries", deliveries.sweep_deliveries),
+        ("platform_syncs", platform_sync.schedule_platform_syncs),
+    )
+    for name, step in steps:
         try:
             found = await step(hub)
         except Exception:  # a sweep must never take the worker down; the next one retries

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+import time
+from datetime import datetime
 
-from hub.api._query import list_meta, page_of
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
+
+from hub import queue
+from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.db import session_scope
-from hub.keys import SESSIONS, SETTINGS
+from hub.delivery.targets import TargetPolicy, check_url
+from hub.errors import ValidationFailed
+from hub.keys import PG_POOL, REDIS, SESSIONS, SETTINGS
 from hub.platforms import connections as svc
+from hub.platforms import registry, sync_state
+from hub.ssrf import UnsafeUrlError
 from hub.web.middleware import principal
 from hub.web.responses import ok, read_model
+
+log = structlog.get_logger("hub.api")
 
 router = Router("connections")
 
@@ -31,10 +44,100 @@ def public_base_url(request: web.Request) -> str:
 )
 async def create_connection(request: web.Request) -> web.Response:
     data = await read_model(request, svc.ConnectionCreate)
+    await _check_platform_address(request, data.source, data.settings)
     async with session_scope(request.app[SESSIONS]) as session:
         connection = await svc.create_connection(session, organization_id=principal(request).organization_id, data=data)
+    if connection.pull:
+        await _enqueue_sync(request, connection.id)
     out = svc.connection_out(connection, base_url=public_base_url(request), reveal_secret=True)
-    return ok(out, status=201, message="Connection created. Keep the secret: it is not shown again.")
+    message = "Connection created. Keep the secret: it is not shown again."
+    if connection.pull:
+        message += " Subscribing at the platform and backfilling its orders."
+    return ok(out, status=201, message=message)
+
+
+async def _check_platform_address(request: web.Request, source: str, settings: dict[str, object]) -> None:
+    """The platform origin must pass the SSRF guard now: a refused URL is a 422, never a request."""
+    origin = registry.api_origin(source, settings)
+    if origin is None or source == "chat_agent":  # the chat agent's base_url is checked when it is pulled
+        return
+    conf = request.app[SETTINGS]
+    policy = TargetPolicy(allow_loopback=conf.webhook_allow_loopback, allow_private=conf.webhook_allow_private)
+    try:
+        await check_url(origin, policy=policy)
+    except UnsafeUrlError as exc:
+        field = "settings.api_base_url" if "api_base_url" in settings else "settings"
+        raise ValidationFailed(details={field: f"the platform address is refused: {exc.reason}"}) from exc
+
+
+async def _enqueue_sync(request: web.Request, connection_id: str, *args: str | None) -> None:
+    """Wake a worker for the connection's sync; without Redis the scheduler finds it due anyway."""
+    try:
+        job_id = f"platform-sync:{connection_id}:{time.time_ns()}"
+        await queue.enqueue(request.app[REDIS], queue.PLATFORM_SYNC_JOB, connection_id, *args, job_id=job_id)
+    except (RedisError, OSError) as exc:
+        log.warning("platform_sync_enqueue_failed", connection_id=connection_id, error=repr(exc))
+
+
+class SyncRequest(BaseModel):
+    """Body of ``POST /api/v1/connections/{id}/sync`` (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime | None = Field(default=None, description="Pull orders changed since (ISO 8601)")
+
+
+async def _pullable(request: web.Request) -> str:
+    connection_id = request.match_info["id"]
+    async with session_scope(request.app[SESSIONS]) as session:
+        connection = await svc.get_connection(
+            session, organization_id=principal(request).organization_id, connection_id=connection_id
+        )
+    if not connection.pull:
+        raise ValidationFailed(
+            "This connection has no platform credentials",
+            details={"settings": f"add the {connection.source} API credentials to pull or subscribe"},
+        )
+    return connection_id
+
+
+@router.route(
+    "POST",
+    "/api/v1/connections/{id}/sync",
+    summary="Pull the platform's orders now (backfill or reconcile); 202, progress in data.sync",
+    body=SyncRequest,
+    response=svc.ConnectionOut,
+    status=202,
+)
+async def sync_connection(request: web.Request) -> web.Response:
+    body = await read_model(request, SyncRequest) if request.can_read_body else SyncRequest()
+    connection_id = await _pullable(request)
+    async with request.app[PG_POOL].acquire() as conn:
+        await sync_state.request_sync(conn, connection_id)
+    since = body.since.isoformat() if body.since else None
+    await _enqueue_sync(request, connection_id, since)
+    return await _answer(request, connection_id, "Sync requested.")
+
+
+@router.route(
+    "POST",
+    "/api/v1/connections/{id}/subscribe",
+    summary="Register the hub's inbound URL at the platform again; 202, result in data.subscriptions",
+    response=svc.ConnectionOut,
+    status=202,
+)
+async def subscribe_connection(request: web.Request) -> web.Response:
+    connection_id = await _pullable(request)
+    await _enqueue_sync(request, connection_id, None, "subscribe")
+    return await _answer(request, connection_id, "Subscription requested.")
+
+
+async def _answer(request: web.Request, connection_id: str, message: str) -> web.Response:
+    async with session_scope(request.app[SESSIONS]) as session:
+        connection = await svc.get_connection(
+            session, organization_id=principal(request).organization_id, connection_id=connection_id
+        )
+    return ok(svc.connection_out(connection, base_url=public_base_url(request)), status=202, message=message)
 
 
 @router.route(
@@ -51,10 +154,8 @@ async def list_connections(request: web.Request) -> web.Response:
             source=request.query.get("source") or None,
         )
     base = public_base_url(request)
-    return ok(
-        [svc.connection_out(c, base_url=base) for c in rows],
-        meta=list_meta(page, total),
-        message="Connections retrieved successfully.",
+    return listed(
+        [svc.connection_out(c, base_url=base) for c in rows], page, total, message="Connections retrieved successfully."
     )
 
 

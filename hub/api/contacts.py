@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.api._query import list_meta, page_of
+from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.catalog import contacts as svc
 from hub.db import session_scope
@@ -36,9 +36,7 @@ async def list_contacts(request: web.Request) -> web.Response:
             limit=page.per_page,
             search=request.query.get("search") or None,
         )
-    return ok(
-        [svc.contact_out(c) for c in rows], meta=list_meta(page, total), message="Contacts retrieved successfully."
-    )
+    return listed([svc.contact_out(c) for c in rows], page, total, message="Contacts retrieved successfully.")
 
 
 @router.route("GET", "/api/v1/contacts/{id}", summary="Get a contact", response=svc.ContactOut)

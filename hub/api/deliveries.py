@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from uuid import uuid4
 
-import structlog
 from aiohttp import web
 
 from hub import queue
 from hub.api._router import Router
 from hub.db import session_scope
 from hub.delivery import ledger as svc
-from hub.delivery.outbox import DELIVER_JOB
-from hub.keys import REDIS, SESSIONS
+from hub.keys import PG_POOL, REDIS, SESSIONS
 from hub.web.middleware import principal
 from hub.web.responses import ok
 
 router = Router("deliveries")
-log = structlog.get_logger("hub.deliveries")
-
-#: Recovering thousands of deliveries wakes this many batches; the woken jobs claim the rest.
-WAKE_CHUNKS = 8
-WAKE_CHUNK_SIZE = 200
 
 
 async def wake(request: web.Request, delivery_ids: Sequence[str]) -> None:
     """Wake the delivery worker for committed rows; best effort (the sweeper covers a lost wake-up)."""
-    ids = list(delivery_ids)
-    for start in range(0, min(len(ids), WAKE_CHUNKS * WAKE_CHUNK_SIZE), WAKE_CHUNK_SIZE):
-        try:
-            # A fresh job id each time: arq silently drops a job whose id it still holds.
-            chunk = ids[start : start + WAKE_CHUNK_SIZE]
-            await queue.enqueue(request.app[REDIS], DELIVER_JOB, chunk, job_id=f"api:{uuid4().hex}")
-        except Exception as exc:  # Redis down: the rows are committed and due, the sweeper sends them
-            log.warning("delivery_wake_failed", count=len(ids), error=repr(exc))
-            return
+    await queue.wake_deliveries(request.app[REDIS], delivery_ids)
 
 
 @router.route("GET", "/api/v1/deliveries/{id}", summary="Get a delivery with its attempts", response=svc.DeliveryDetail)
@@ -55,10 +39,14 @@ async def get_delivery(request: web.Request) -> web.Response:
     status=202,
     extra_statuses=(409,),
 )
-async def retry_delivery(request: web.Request) -> web.Response:
-    async with session_scope(request.app[SESSIONS]) as session:
-        delivery = await svc.retry_delivery(
-            session, organization_id=principal(request).organization_id, delivery_id=request.match_info["id"]
-        )
-    await wake(request, [delivery.id])
-    return ok(svc.delivery_out(delivery), status=202, message="Delivery queued.")
+async def retry(request: web.Request) -> web.Response:
+    organization_id = principal(request).organization_id
+    retried = await svc.retry_delivery(
+        request.app[PG_POOL],
+        request.app[REDIS],
+        delivery_id=request.match_info["id"],
+        organization_id=organization_id,
+        origin="api",
+    )
+    # the row as the retry reset it: the woken worker may already be sending it
+    return ok(svc.DeliveryOut.model_validate(retried.row), status=202, message="Delivery queued.")

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import structlog
 from aiohttp import web
-from redis.exceptions import RedisError
 
-from hub import queue
-from hub.api._query import list_meta, page_of
+from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.db import session_scope
 from hub.ingest import events as svc
-from hub.keys import REDIS, SESSIONS
+from hub.keys import PG_POOL, REDIS, SESSIONS
+from hub.models import InboundEvent
 from hub.web.middleware import principal
 from hub.web.responses import ok, parse_model
 
@@ -40,7 +37,7 @@ async def list_events(request: web.Request) -> web.Response:
             offset=page.offset,
             limit=page.per_page,
         )
-    return ok([svc.event_summary(e) for e in rows], meta=list_meta(page, total), message="Inbound events retrieved.")
+    return listed([svc.event_summary(e) for e in rows], page, total, message="Inbound events retrieved.")
 
 
 @router.route(
@@ -65,16 +62,13 @@ async def get_event(request: web.Request) -> web.Response:
     status=202,
 )
 async def retry_event(request: web.Request) -> web.Response:
-    event_id = request.match_info["id"]
-    async with session_scope(request.app[SESSIONS]) as session:
-        event = await svc.reset_for_retry(
-            session, organization_id=principal(request).organization_id, event_id=event_id
-        )
-    # A fresh job id per retry: arq would drop a job whose id it still remembers.
-    job_id = f"retry:{event_id}:{int(time.time() * 1000)}"
-    try:
-        await queue.enqueue(request.app[REDIS], svc.INGEST_JOB, [event_id], job_id=job_id)
-    except (RedisError, OSError) as exc:
-        # The row is committed as `received`, so the sweeper runs it anyway; the retry is accepted.
-        log.warning("retry_wake_failed", event_id=event_id, error=repr(exc))
-    return ok(svc.event_out(event), status=202, message="Inbound event queued for processing.")
+    organization_id = principal(request).organization_id
+    retried = await svc.retry_inbound_event(
+        request.app[PG_POOL],
+        request.app[REDIS],
+        event_id=request.match_info["id"],
+        organization_id=organization_id,
+        origin="retry",
+    )
+    # the row as the retry reset it: the woken worker may already be processing it
+    return ok(svc.event_out(InboundEvent(**retried.row)), status=202, message="Inbound event queued for processing.")

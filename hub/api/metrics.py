@@ -16,6 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from hub.api._router import Router
 from hub.errors import Unauthorized
 from hub.keys import HTTP_METRICS, PG_POOL, REDIS, SETTINGS
+from hub.ops import connections as ops_connections
 from hub.ops import stats as ops_stats
 from hub.ops.metrics import render
 
@@ -36,6 +37,7 @@ async def metrics(request: web.Request) -> web.Response:
     _check_token(request)
     snapshot = await ops_stats.snapshot(request.app[PG_POOL], request.app[REDIS])
     body = render(request.app.get(HTTP_METRICS), snapshot)
+    body += ops_connections.render(await ops_connections.connection_totals(request.app[PG_POOL]))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4, "Cache-Control": "no-store"})
 
 

@@ -75,6 +75,9 @@ def _envelope(op: Operation, ref: dict[str, Any] | None) -> dict[str, Any]:
     properties: dict[str, Any] = {"success": {"const": True}, "data": data, "message": {"type": "string"}}
     if op.response_is_list:
         properties["meta"] = {"$ref": REF.format(model="ListMeta")}
+        # The unified order API's page fields, beside data and meta on every list (hub.api._query.listed).
+        properties.update({name: {"type": "integer"} for name in ("count", "total_count", "page", "limit")})
+        properties["has_next"] = {"type": "boolean"}
     return {"type": "object", "required": ["success", "data"], "properties": properties}
 
 

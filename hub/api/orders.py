@@ -16,10 +16,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from hub.api._query import page_of
+from hub import queue
+from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.db import Conn
-from hub.delivery.outbox import wake_deliveries
 from hub.errors import HubError, ValidationFailed
 from hub.keys import PG_POOL, REDIS, SETTINGS
 from hub.orders import bulk as order_bulk
@@ -65,12 +65,8 @@ def _region(request: web.Request) -> str:
 
 
 async def _wake(request: web.Request, delivery_ids: list[str]) -> None:
-    # After the commit the change is durable; a lost wake-up only delays delivery (the sweeper
-    # finds due rows), so a Redis hiccup must not turn a committed write into an error answer.
-    try:
-        await wake_deliveries(request.app[REDIS], delivery_ids)
-    except Exception as exc:  # any queue failure is survivable here
-        log.warning("wake_deliveries_failed", error=repr(exc), deliveries=len(delivery_ids))
+    # after the commit; best effort: a Redis hiccup must not turn a committed write into an error
+    await queue.wake_deliveries(request.app[REDIS], delivery_ids)
 
 
 async def _run(request: web.Request, payload: Any, work: Work, *, atomic: bool = True) -> web.Response:
@@ -135,14 +131,14 @@ async def list_orders(request: web.Request) -> web.Response:
             exact_count=query.count == "exact",
             phone_region=_region(request),
         )
-    meta = {
-        "current_page": page.page,
-        "per_page": page.per_page,
-        "total": result.total,
-        "has_next": result.has_next,
-        "total_exact": result.total_exact,
-    }
-    return ok(result.orders, meta=meta, message="Orders retrieved successfully.")
+    return listed(
+        result.orders,
+        page,
+        result.total,
+        has_next=result.has_next,
+        meta={"total_exact": result.total_exact},
+        message="Orders retrieved successfully.",
+    )
 
 
 @router.route(

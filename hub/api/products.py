@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.api._query import list_meta, page_of
+from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.catalog import products as svc
 from hub.db import session_scope
@@ -37,13 +37,17 @@ async def list_products(request: web.Request) -> web.Response:
             category=query.category or None,
             in_stock=query.in_stock,
         )
-    return ok(
-        [svc.product_out(p) for p in rows], meta=list_meta(page, total), message="Products retrieved successfully."
-    )
+    return listed([svc.product_out(p) for p in rows], page, total, message="Products retrieved successfully.")
 
 
 @router.route(
-    "POST", "/api/v1/products", summary="Create a product", body=ProductCreate, response=ProductOut, status=201
+    "POST",
+    "/api/v1/products",
+    summary="Create a product (409 when another product of the organization has its SKU)",
+    body=ProductCreate,
+    response=ProductOut,
+    status=201,
+    extra_statuses=(409,),
 )
 async def create_product(request: web.Request) -> web.Response:
     data = await read_model(request, ProductCreate)
@@ -64,9 +68,10 @@ async def get_product(request: web.Request) -> web.Response:
 @router.route(
     "PUT",
     "/api/v1/products/{id}",
-    summary="Update a product (merge: omitted fields keep their values)",
+    summary="Update a product (merge: omitted fields keep their values; 409 for a SKU already in use)",
     body=ProductUpdate,
     response=ProductOut,
+    extra_statuses=(409,),
 )
 async def update_product(request: web.Request) -> web.Response:
     data = await read_model(request, ProductUpdate)

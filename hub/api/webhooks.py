@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.api._query import list_meta, page_of
+from hub.api._query import listed, page_of
 from hub.api._router import Router
 from hub.api.deliveries import wake
 from hub.db import session_scope
@@ -57,14 +57,14 @@ async def list_webhooks(request: web.Request) -> web.Response:
         rows, total = await svc.list_webhooks(
             session, organization_id=_org(request), offset=page.offset, limit=page.per_page, enabled=filters.enabled
         )
-    return ok([svc.webhook_out(e) for e in rows], meta=list_meta(page, total), message="Webhooks retrieved.")
+    return listed([svc.webhook_out(e) for e in rows], page, total, message="Webhooks retrieved.")
 
 
 @router.route("GET", "/api/v1/webhooks/{id}", summary="Get a webhook endpoint", response=svc.WebhookOut)
 async def get_webhook(request: web.Request) -> web.Response:
     async with session_scope(request.app[SESSIONS]) as session:
         endpoint = await svc.get_webhook(session, organization_id=_org(request), webhook_id=request.match_info["id"])
-    return ok(svc.webhook_out(endpoint))
+    return ok(svc.webhook_out(endpoint), message="Webhook retrieved.")
 
 
 @router.route(
@@ -160,7 +160,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
             limit=page.per_page,
             filters=filters,
         )
-    return ok([ledger.delivery_out(d) for d in rows], meta=list_meta(page, total), message="Deliveries retrieved.")
+    return listed([ledger.delivery_out(d) for d in rows], page, total, message="Deliveries retrieved.")
 
 
 @router.route(

@@ -29,6 +29,8 @@ FIGURES: dict[str, tuple[str, str]] = {
     "export_peak_rss_mb": ("MB", "memory"),
     "api_rss_mb": ("MB", "memory"),
     "worker_rss_mb": ("MB", "memory"),
+    "backfill_rate": ("/s", "rate"),
+    "cpu_per_order_ms": ("ms", "latency"),
 }
 
 

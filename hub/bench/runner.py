@@ -31,7 +31,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hub import db, queue
-from hub.bench import api_phase, ceilings, phases
+from hub.bench import api_phase, backfill_phase, ceilings, phases
 from hub.bench.context import Plan, Results, Run, Tenant
 from hub.bench.infra import BenchError, Infra, open_infra
 from hub.bench.procs import MemoryWatch, Processes, free_port, wait_http
@@ -40,7 +40,7 @@ from hub.delivery.signing import new_secret
 from hub.settings import Settings
 from hub.tenancy.api_keys import create_key
 
-STEPS = ("ceilings", "hub", "ingest", "processing", "delivery", "e2e", "api", "memory")
+STEPS = ("ceilings", "hub", "ingest", "processing", "delivery", "e2e", "backfill", "api", "memory")
 
 
 def _hub_env(infra: Infra, port: int, *, endpoint_concurrency: int) -> dict[str, str]:
@@ -152,7 +152,9 @@ async def _phases(run: Run, step: Callable[[str], None], skip: frozenset[str] = 
         step("delivery")
         await run.guarded("delivery", ("delivery_rate",), phases.delivery)
         step("e2e")
-        await run.guarded("e2e", ("e2e_p50_ms", "e2e_p99_ms"), phases.e2e)
+        await run.guarded("e2e", ("e2e_p50_ms", "e2e_p99_ms", "cpu_per_order_ms"), phases.e2e)
+        step("backfill")
+        await run.guarded("backfill", ("backfill_rate",), backfill_phase.backfill)
         step("api")
         if "api" not in skip:
             await run.guarded("api", ("api_first_page_p99_ms", "export_peak_rss_mb"), api_phase.api)

@@ -2,7 +2,9 @@
 
 Deleting is soft (``deleted_at``): orders copy their lines (name, sku, price) when made, so old
 orders keep them, and stock given back by a later cancellation still lands on the row. Stock itself
-moves through ``hub.orders.stock`` inside order transactions; here it is only set.
+moves through ``hub.orders.stock`` inside order transactions; here it is only set. A SKU names one
+live product per organization: a second one is a 409 (checked under a per-SKU advisory lock, so two
+concurrent creates cannot both pass).
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from hub.errors import NotFound, ValidationFailed
+from hub.errors import Conflict, NotFound, ValidationFailed
 from hub.ids import new_id
 from hub.models import Organization, Product
 from hub.money import to_json_number
+from hub.orders.rows import lock_key
 from hub.schemas.products import ProductCreate, ProductUpdate
 
 _NOT_NULL = ("name", "price", "currency", "stock_quantity")
@@ -40,8 +43,28 @@ def product_out(product: Product) -> dict[str, Any]:
     }
 
 
+async def _require_free_sku(
+    session: AsyncSession, *, organization_id: str, sku: str | None, product_id: str | None = None
+) -> None:
+    """409 when another live product of the organization has ``sku`` (lock held to the commit)."""
+    if sku is None:
+        return
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(organization_id, "sku", sku)})
+    where = [
+        col(Product.organization_id) == organization_id,
+        col(Product.sku) == sku,
+        col(Product.deleted_at).is_(None),
+    ]
+    if product_id is not None:
+        where.append(col(Product.id) != product_id)
+    taken = (await session.execute(select(col(Product.id)).where(*where).limit(1))).scalar_one_or_none()
+    if taken is not None:
+        raise Conflict("A product with this SKU already exists", details={"sku": f"already used by product {taken}"})
+
+
 async def create_product(session: AsyncSession, *, organization_id: str, data: ProductCreate) -> Product:
-    """Store a new product (currency defaults to the organization's)."""
+    """Store a new product (currency defaults to the organization's); 409 for a SKU already in use."""
+    await _require_free_sku(session, organization_id=organization_id, sku=data.sku)
     currency = data.currency
     if currency is None:
         org = await session.get(Organization, organization_id)
@@ -104,6 +127,8 @@ async def update_product(
     if nulls:
         raise ValidationFailed(details=nulls)
     product = await get_product(session, organization_id=organization_id, product_id=product_id, for_update=True)
+    if given.get("sku") is not None and given["sku"] != product.sku:
+        await _require_free_sku(session, organization_id=organization_id, sku=given["sku"], product_id=product_id)
     changed = False
     for name, value in given.items():
         if getattr(product, name) != value:

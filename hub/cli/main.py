@@ -109,7 +109,7 @@ async def _up(settings: Settings) -> None:
     from aiohttp import web
 
     from hub.app import create_app
-    from workers.main import create_worker, stop_gracefully
+    from workers.main import create_worker, stop_gracefully, supervise
 
     key = await _first_run_key(settings)
     runner = _runner(create_app(settings), settings)
@@ -117,7 +117,7 @@ async def _up(settings: Settings) -> None:
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     worker = create_worker(settings, handle_signals=False, settle_heap=True)
-    worker_task = asyncio.create_task(worker.main())
+    worker_task = asyncio.create_task(supervise(worker), name="worker")
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     console.print(f"Orderhub is up at [bold]{base}[/bold]  (docs: {base}/docs)")
     assert settings.ops_token is not None
@@ -224,12 +224,12 @@ def worker(data_dir: DataDir = None) -> None:
 
 
 async def _worker(settings: Settings) -> None:
-    from workers.main import create_worker, stop_gracefully
+    from workers.main import create_worker, stop_gracefully, supervise
 
     # arq binds a Worker to the event loop current when it is built and starts jobs on that loop,
     # so it must be built inside the running loop, or every job waits forever on a loop never run.
     w = create_worker(settings, handle_signals=False, settle_heap=True)
-    task = asyncio.create_task(w.main(), name="worker")
+    task = asyncio.create_task(supervise(w), name="worker")  # runs it again when Redis comes back
     await _wait_for_signal(task)
     await stop_gracefully(w, task)
 

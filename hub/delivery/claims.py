@@ -7,7 +7,7 @@ outcome only changes the row if the token still matches.
 
 A process claims an endpoint's rows *ahead* of sending them (up to ``per_endpoint`` held at once)
 and sends them from its own queue, at most ``webhook_endpoint_concurrency`` at a time: one claim
-feeds many requests, so claiming is off the per-request path (see :mod:`workers.deliveries`).
+feeds many requests, so claiming is off the per-request path (see :mod:`hub.delivery.pipeline`).
 
 Per-endpoint concurrency cap, across every worker process: an endpoint is claimable only by the
 process that holds its live leases, or by anyone once it has none. So one process at a time sends

@@ -1,24 +1,31 @@
-"""The delivery ledger as merchants see it: list, inspect with attempts, retry one, recover many.
+"""The delivery ledger: list, inspect with attempts, retry one (REST and ops), recover many.
 
 A retry keeps the delivery (and so its ``webhook-id``, the event id): receivers dedupe on it. A
 retried delivery whose schedule is already used up gets exactly one more attempt; one that failed
-early (its endpoint was disabled) resumes its schedule. Waking a worker is the caller's job, after
-the commit (:func:`hub.delivery.outbox.wake_deliveries`); the sweeper covers a lost wake-up.
+early (its endpoint was disabled) resumes its schedule. :func:`retry_delivery` wakes a worker
+itself; after :func:`recover_deliveries` the caller does (:func:`hub.queue.wake_deliveries`, after
+the commit). The sweeper covers a lost wake-up.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any, Literal
 
+import asyncpg
+import structlog
+from arq.connections import ArqRedis
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from hub import queue
 from hub.delivery.endpoints import get_webhook
 from hub.errors import Conflict, NotFound
 from hub.models import Delivery, DeliveryAttempt, OrderEvent, WebhookEndpoint
+from hub.queue import Retried
 
 __all__ = [
     "STATUSES",
@@ -28,12 +35,15 @@ __all__ = [
     "DeliveryOut",
     "RecoverRequest",
     "RecoverResult",
+    "Retried",
     "delivery_out",
     "get_delivery",
     "list_deliveries",
     "recover_deliveries",
     "retry_delivery",
 ]
+
+log = structlog.get_logger("hub.deliveries")
 
 STATUSES = ("pending", "succeeded", "failed")
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
@@ -167,20 +177,53 @@ async def _require_enabled(session: AsyncSession, endpoint_id: str) -> None:
         )
 
 
-async def retry_delivery(session: AsyncSession, *, organization_id: str, delivery_id: str) -> Delivery:
-    """Make a failed or pending delivery due now (409 if it succeeded or its endpoint is off)."""
-    delivery = await _owned(session, organization_id, delivery_id)
-    if delivery.status == "succeeded":
-        raise Conflict("Delivery already succeeded", details={"status": delivery.status})
-    await _require_enabled(session, delivery.endpoint_id)
-    await session.execute(
-        update(Delivery)
-        .where(col(Delivery.id) == delivery_id, col(Delivery.status).in_(("failed", "pending")))
-        .values(status="pending", next_attempt_at=func.now(), completed_at=None, updated=func.now())
-        .execution_options(synchronize_session=False)
-    )
-    await session.refresh(delivery)
-    return delivery
+async def retry_delivery(
+    pool: asyncpg.Pool,
+    redis: ArqRedis | None,
+    *,
+    delivery_id: str,
+    organization_id: str | None = None,
+    origin: str = "ops-retry",
+) -> Retried:
+    """Make a delivery due now (``pending``, lease cleared) and wake the delivery worker after the commit.
+
+    The one retry of a delivery, behind the REST endpoint and the ops button. ``organization_id``
+    scopes the lookup (REST API: another organization's id is a 404); ``None`` is the ops view's
+    cluster-wide reach; ``origin`` names the caller in the wake-up's job id. 409 if it succeeded, is
+    being sent right now (a live lease), or its endpoint is deleted or disabled. The attempt count is
+    kept: the next failure is one more attempt.
+    """
+    scoped = "" if organization_id is None else " AND d.organization_id = $2"
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT d.status, d.endpoint_id, d.leased_until > now() AS leased, e.enabled, "
+            "e.deleted_at IS NOT NULL AS deleted, e.disabled_reason "
+            "FROM deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id "
+            f"WHERE d.id = $1{scoped} FOR UPDATE OF d",
+            delivery_id,
+            *([] if organization_id is None else [organization_id]),
+        )
+        if row is None:
+            raise NotFound("Delivery not found", details={"id": delivery_id})
+        if row["status"] == "succeeded":
+            raise Conflict("Delivery already succeeded", details={"status": "succeeded"})
+        if row["status"] == "pending" and row["leased"]:
+            raise Conflict("Delivery is being sent right now", details={"status": "in_flight"})
+        if row["deleted"]:
+            raise Conflict("The webhook of this delivery was deleted", details={"endpoint_id": row["endpoint_id"]})
+        if not row["enabled"]:
+            reason = row["disabled_reason"] or "disabled"
+            raise Conflict("Endpoint is disabled: re-enable it first", details={"endpoint": reason})
+        reset = await conn.fetchrow(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = now(), leased_until = NULL, "
+            "completed_at = NULL, updated = now() WHERE id = $1 RETURNING *",
+            delivery_id,
+        )
+    # a fresh job id per retry: arq drops a job whose id it still holds
+    job_id = f"{origin}:{delivery_id}:{int(time.time() * 1000)}"
+    enqueued = await queue.wake_job(redis, queue.DELIVER_JOB, [delivery_id], job_id=job_id) if redis else False
+    log.info("delivery_retried", id=delivery_id, previous=row["status"], enqueued=enqueued)
+    return Retried(id=delivery_id, previous_status=row["status"], enqueued=enqueued, row=dict(reset or {}))
 
 
 async def recover_deliveries(

@@ -3,8 +3,8 @@
 Whoever changes an order (the API, the ingest worker, bulk operations) calls :func:`record_events`
 on the same connection and transaction as the change, so an event exists if and only if the change
 committed, and every matching endpoint has a delivery row from that moment on. After the commit,
-:func:`wake_deliveries` pushes the delivery ids to the workers' wake-up list (one round trip, no
-arq job); if that push is lost, the sweeper finds the due rows anyway.
+the caller wakes the workers (:func:`hub.queue.wake_deliveries`: one round trip, no arq job); if
+that wake-up is lost, the sweeper finds the due rows anyway.
 """
 
 from __future__ import annotations
@@ -14,34 +14,36 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from arq.connections import ArqRedis
-
-from hub import queue
 from hub.db import Conn
 from hub.ids import new_id
 from hub.orders.transitions import matches
 
-DELIVER_JOB = "deliver_webhooks"
-
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An ``order.*`` event to record: ``order`` is the order's public view after the change."""
+    """An event to record: ``order`` is the subject's public view after the change.
+
+    For ``order.*`` events the subject is an order (``order_id``); for ``connection.*`` events it is
+    a connection: ``order_id`` then holds the connection's id and ``data_key`` is ``"connection"``.
+    """
 
     organization_id: str
     order_id: str
     source: str
     type: str
     order: dict[str, Any]
+    data_key: str = "order"
 
 
-def envelope(event_id: str, event_type: str, created: datetime, order: dict[str, Any]) -> dict[str, Any]:
-    """The webhook body (DESIGN "Outbound webhooks")."""
+def envelope(
+    event_id: str, event_type: str, created: datetime, order: dict[str, Any], *, data_key: str = "order"
+) -> dict[str, Any]:
+    """The webhook body: ``{"id", "type", "created", "data": {"order": …}}`` (or ``{"connection": …}``)."""
     return {
         "id": event_id,
         "type": event_type,
         "created": created.isoformat().replace("+00:00", "Z"),
-        "data": {"order": order},
+        "data": {data_key: order},
     }
 
 
@@ -91,7 +93,7 @@ async def record_events(
                 event.order_id,
                 event.type,
                 event.source,
-                envelope(event_id, event.type, now, event.order),
+                envelope(event_id, event.type, now, event.order, data_key=event.data_key),
             )
         )
         for endpoint in endpoints:
@@ -106,10 +108,3 @@ async def record_events(
     deliveries = [list(column) for column in zip(*delivery_rows, strict=True)] or [[], [], [], [], []]
     await conn.execute(_RECORD, *columns, *deliveries, now)
     return [row[0] for row in delivery_rows]
-
-
-async def wake_deliveries(redis: ArqRedis, delivery_ids: Sequence[str]) -> None:
-    """Wake a worker for freshly committed deliveries (ids only); best effort."""
-    if not delivery_ids:
-        return
-    await queue.wake_ids(redis, queue.DELIVERY_WAKE, delivery_ids)

@@ -1,26 +1,32 @@
 """Raw inbound events as the ops team sees them: list, inspect (payload and error), and retry.
 
-A retry puts the event back to ``received`` and wakes the ingest worker with its id; the worker,
-not this module, decides what happens next, and the sweeper re-enqueues it should that wake-up be
-lost. Credentials a platform sends with a request (Salla's ``Authorization`` token, Zid's
-``?token=``) are part of what was stored, but never part of what is shown.
+A retry (:func:`retry_inbound_event`, the REST endpoint's and the ops button's) puts the event back
+to ``received`` and wakes the ingest worker with its id; the worker, not this module, decides what
+happens next, and the sweeper re-enqueues it should that wake-up be lost. Credentials a platform
+sends with a request (Salla's ``Authorization`` token, Zid's ``?token=``) are part of what was
+stored, but never part of what is shown.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any, Literal
 
+import asyncpg
+import structlog
+from arq.connections import ArqRedis
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from hub import queue
 from hub.errors import NotFound
 from hub.models import InboundEvent
+from hub.queue import Retried
 
-#: The arq job the ingest worker registers (a wire contract; see ``workers/main.py``).
-INGEST_JOB = "ingest_events"
+log = structlog.get_logger("hub.inbound")
 
 EventStatus = Literal["received", "processed", "failed", "ignored"]
 REDACTED = "[redacted]"
@@ -126,21 +132,38 @@ async def get_event(session: AsyncSession, *, organization_id: str, event_id: st
     return event
 
 
-async def reset_for_retry(session: AsyncSession, *, organization_id: str, event_id: str) -> InboundEvent:
-    """Put the event back to ``received`` (error and processed time cleared) for the worker to re-run.
+async def retry_inbound_event(
+    pool: asyncpg.Pool,
+    redis: ArqRedis | None,
+    *,
+    event_id: str,
+    organization_id: str | None = None,
+    origin: str = "ops-retry",
+) -> Retried:
+    """Put an inbound event back to ``received`` (error and processed time cleared) and wake ingestion.
 
-    Any status may be retried: re-running a processed event is harmless (the upsert ignores what is
-    not newer), and it is how an event is replayed after a connector fix. The caller enqueues the
-    wake-up only after this commits, so the worker never sees the old status.
+    The one retry of an inbound event, behind the REST endpoint and the ops button. Any status may
+    be retried: re-running a processed event is harmless (the order upsert ignores what is not
+    newer), and it is how an event is replayed after a connector fix. ``organization_id`` scopes the
+    lookup (another organization's id is a 404); ``origin`` names the caller in the job id. The
+    wake-up is enqueued only after the commit, so the worker never sees the old status.
     """
-    await get_event(session, organization_id=organization_id, event_id=event_id)
-    await session.execute(
-        update(InboundEvent)
-        .where(col(InboundEvent.id) == event_id)
-        .values(status="received", error=None, processed_at=None)
-    )
-    # Re-read so the answer shows the row as it now is (the session may hold the old state).
-    await session.flush()
-    event = await session.get(InboundEvent, event_id, populate_existing=True)
-    assert event is not None
-    return event
+    scoped = "" if organization_id is None else " AND organization_id = $2"
+    async with pool.acquire() as conn, conn.transaction():
+        previous = await conn.fetchval(
+            f"SELECT status FROM inbound_events WHERE id = $1{scoped} FOR UPDATE",
+            event_id,
+            *([] if organization_id is None else [organization_id]),
+        )
+        if previous is None:
+            raise NotFound("Inbound event not found", details={"id": event_id})
+        reset = await conn.fetchrow(
+            "UPDATE inbound_events SET status = 'received', error = NULL, processed_at = NULL "
+            "WHERE id = $1 RETURNING *",
+            event_id,
+        )
+    # a fresh job id per retry: arq drops a job whose id it still holds
+    job_id = f"{origin}:{event_id}:{int(time.time() * 1000)}"
+    enqueued = await queue.wake_job(redis, queue.INGEST_JOB, [event_id], job_id=job_id) if redis else False
+    log.info("inbound_event_retried", id=event_id, previous=previous, enqueued=enqueued)
+    return Retried(id=event_id, previous_status=previous, enqueued=enqueued, row=dict(reset or {}))

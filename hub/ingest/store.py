@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -125,28 +124,23 @@ async def insert_many(conn: Conn, items: list[InboundItem], *, notify: bool = Fa
 class GroupCommitter:
     """Batches concurrent :meth:`store` calls into shared commits (up to ``in_flight`` at a time per process).
 
-    ``notify``: each commit wakes the listening workers through Postgres (:data:`NOTIFY_CHANNEL`);
-    ``on_committed``: called after commits with the new ids (off the flush path, one call at a time).
+    ``notify``: each commit wakes the listening workers through Postgres (:data:`NOTIFY_CHANNEL`).
     """
 
     def __init__(
         self,
         pool: asyncpg.Pool[asyncpg.Record],
         *,
-        on_committed: Callable[[list[str]], Awaitable[None]] | None = None,
         notify: bool = False,
         max_group: int = MAX_GROUP,
         in_flight: int = IN_FLIGHT,
     ) -> None:
-        self._pool = pool
-        self._on_committed = on_committed
+        self._db = pool
         self._notify = notify
         self._max_group = max_group
         self._pending: list[tuple[InboundItem, asyncio.Future[Stored]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._waker: asyncio.Task[None] | None = None
-        self._to_wake: list[str] = []
         self._in_flight = in_flight
         self._flushing: set[asyncio.Task[None]] = set()
 
@@ -200,7 +194,7 @@ class GroupCommitter:
         try:
             # No explicit transaction: the insert is one statement, so it commits on its own (atomic and
             # durable when it returns) and BEGIN/COMMIT would be two more round trips per group.
-            async with self._pool.acquire() as conn:
+            async with self._db.acquire() as conn:
                 results = await insert_many(conn, [item for item, _ in group], notify=self._notify)
         except Exception as exc:  # every waiter of this group gets the failure: nothing was stored
             for _, future in group:
@@ -210,29 +204,6 @@ class GroupCommitter:
         for (_, future), stored in zip(group, results, strict=True):
             if not future.done():
                 future.set_result(stored)
-        fresh = [stored.id for stored in results if not stored.duplicate]
-        if fresh and self._on_committed is not None:
-            self._to_wake.extend(fresh)
-            if self._waker is None:  # off the flush path: the next group's commit must not wait for Redis
-                self._waker = asyncio.create_task(self._wake())
-
-    async def _wake(self) -> None:
-        """Call ``on_committed`` until every committed id was passed once.
-
-        One wake-up at a time: groups committed while one is in flight are passed together in the next
-        (under load, one Redis command per several groups instead of one per group), and a wake-up
-        always follows the last commit.
-        """
-        assert self._on_committed is not None
-        try:
-            while self._to_wake:
-                fresh, self._to_wake = self._to_wake, []
-                try:
-                    await self._on_committed(fresh)
-                except Exception as exc:  # committed already: the sweeper will find these rows
-                    log.warning("enqueue_after_commit_failed", count=len(fresh), error=repr(exc))
-        finally:
-            self._waker = None  # no await since the loop's last test: an id added now starts a new one
 
 
 def summarize_headers(headers: Any, *, keep: int = 40) -> dict[str, str]:

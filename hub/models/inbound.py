@@ -25,6 +25,11 @@ class Connection(SQLModel, table=True):
     last_synced_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     created: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     deleted_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    # platform pull sync (migration 0009): credentials present, state, subscriptions, next reconcile
+    pull: bool = False
+    sync: dict[str, Any] = Field(default_factory=dict, sa_column=jsonb_column(nullable=False))
+    subscriptions: list[dict[str, Any]] = Field(default_factory=list, sa_column=jsonb_column(nullable=False))
+    sync_next_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
 
 
 class InboundEvent(SQLModel, table=True):

@@ -6,7 +6,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from hub.models._columns import jsonb_column, money_column, ts_column, utcnow
@@ -60,6 +61,10 @@ class Order(SQLModel, table=True):
     created: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     deleted_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default=text("1")))
+    anomalies: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    )
 
 
 class OrderEvent(SQLModel, table=True):

@@ -3,10 +3,11 @@
 :func:`summary` assembles the page's figures (also printed by ``hub status``) from
 :mod:`hub.ops.stats`, plus the latest failures with their payloads.
 
-:func:`retry_delivery` and :func:`retry_inbound_event` put one row back to work and wake a worker;
-the REST retry endpoints reuse them with ``organization_id`` set (another organization's id is a
-404). The database row is what makes the retry happen: the wake-up only makes it prompt, so when
-Redis is down the row is still reset and the sweeper picks it up.
+:func:`retry_delivery` (:mod:`hub.delivery.ledger`) and :func:`retry_inbound_event`
+(:mod:`hub.ingest.events`) put one row back to work and wake a worker; they are the same functions
+the REST retry endpoints call with ``organization_id`` set (another organization's id is a 404).
+The database row is what makes the retry happen: the wake-up only makes it prompt, so when Redis
+is down the row is still reset and the sweeper picks it up.
 
 Errors (from :mod:`hub.errors`)::
 
@@ -18,9 +19,7 @@ Errors (from :mod:`hub.errors`)::
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -28,17 +27,15 @@ import orjson
 import structlog
 from arq.connections import ArqRedis
 from pydantic import BaseModel
-from redis.exceptions import RedisError
 
-from hub import queue
 from hub.db import Conn
-from hub.errors import Conflict, NotFound
+from hub.delivery.ledger import retry_delivery
+from hub.ingest.events import retry_inbound_event
 from hub.ops import stats as ops_stats
 from hub.ops.stats import Charts, QueueStats
+from hub.queue import Retried
 
 __all__ = [
-    "DELIVER_JOB",
-    "INGEST_JOB",
     "Retried",
     "Summary",
     "retry_delivery",
@@ -48,9 +45,6 @@ __all__ = [
 
 log = structlog.get_logger("hub.ops")
 
-#: arq job names (wire contracts registered by ``workers/main.py``).
-DELIVER_JOB = "deliver_webhooks"
-INGEST_JOB = "ingest_events"
 LATEST_FAILURES = 10
 BODY_PREVIEW_CHARS = 2000
 PAYLOAD_PREVIEW_CHARS = 4000
@@ -303,89 +297,3 @@ async def summary(
         failed_deliveries=failed_deliveries,
         charts=aggregates.charts,
     )
-
-
-# ---- retries ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Retried:
-    """The outcome of a retry: the row's status before, and whether a worker was woken at once."""
-
-    id: str
-    previous_status: str
-    enqueued: bool
-
-
-async def _wake(redis: ArqRedis, job: str, row_id: str) -> bool:
-    try:
-        await queue.enqueue(redis, job, [row_id], job_id=f"ops-retry:{row_id}:{int(time.time() * 1000)}")
-    except (RedisError, OSError) as exc:  # the reset row is due: the sweeper will wake a worker instead
-        log.warning("retry_wakeup_failed", id=row_id, job=job, error=repr(exc))
-        return False
-    return True
-
-
-def _scoped(organization_id: str | None, column: str) -> tuple[str, list[Any]]:
-    """An extra ``AND <column> = $2`` (and its argument) when the caller is one organization."""
-    return ("", []) if organization_id is None else (f" AND {column} = $2", [organization_id])
-
-
-async def retry_delivery(
-    pool: asyncpg.Pool, redis: ArqRedis, *, delivery_id: str, organization_id: str | None = None
-) -> Retried:
-    """Make a delivery due now (``pending``, lease cleared) and wake the delivery worker.
-
-    ``organization_id`` scopes the lookup (REST API); ``None`` is the ops view's cluster-wide reach.
-    The attempt count is kept, so the ledger stays complete and the next failure is recorded as one
-    more attempt.
-    """
-    where, args = _scoped(organization_id, "d.organization_id")
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT d.status, d.leased_until > now() AS leased, e.enabled AND e.deleted_at IS NULL AS active, "
-            "e.disabled_reason FROM deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id "
-            f"WHERE d.id = $1{where} FOR UPDATE OF d",
-            delivery_id,
-            *args,
-        )
-        if row is None:
-            raise NotFound("Delivery not found", details={"id": delivery_id})
-        if row["status"] == "succeeded":
-            raise Conflict("Delivery already succeeded", details={"status": "succeeded"})
-        if row["status"] == "pending" and row["leased"]:
-            raise Conflict("Delivery is being sent right now", details={"status": "in_flight"})
-        if not row["active"]:
-            reason = row["disabled_reason"] or "disabled"
-            raise Conflict("Endpoint is disabled: re-enable it first", details={"endpoint": reason})
-        await conn.execute(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = now(), leased_until = NULL, "
-            "completed_at = NULL, updated = now() WHERE id = $1",
-            delivery_id,
-        )
-    enqueued = await _wake(redis, DELIVER_JOB, delivery_id)
-    log.info("delivery_retried", id=delivery_id, previous=row["status"], enqueued=enqueued)
-    return Retried(id=delivery_id, previous_status=row["status"], enqueued=enqueued)
-
-
-async def retry_inbound_event(
-    pool: asyncpg.Pool, redis: ArqRedis, *, event_id: str, organization_id: str | None = None
-) -> Retried:
-    """Put an inbound event back to ``received`` (error and processed time cleared) and wake ingestion.
-
-    Any status may be retried: re-running a processed event is harmless (the order upsert ignores
-    what is not newer), and it is how an event is replayed after a connector fix.
-    """
-    where, args = _scoped(organization_id, "organization_id")
-    async with pool.acquire() as conn, conn.transaction():
-        previous = await conn.fetchval(
-            f"SELECT status FROM inbound_events WHERE id = $1{where} FOR UPDATE", event_id, *args
-        )
-        if previous is None:
-            raise NotFound("Inbound event not found", details={"id": event_id})
-        await conn.execute(
-            "UPDATE inbound_events SET status = 'received', error = NULL, processed_at = NULL WHERE id = $1", event_id
-        )
-    enqueued = await _wake(redis, INGEST_JOB, event_id)
-    log.info("inbound_event_retried", id=event_id, previous=previous, enqueued=enqueued)
-    return Retried(id=event_id, previous_status=previous, enqueued=enqueued)

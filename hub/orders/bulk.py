@@ -2,7 +2,9 @@
 
 One bad item never fails the others: each runs in its own short transaction (so row and stock locks
 are held for one order at a time, not for a thousand), and its failure is reported by id — or by
-index for creates — in ``errors``. Deliveries of every committed item are collected for one wake-up.
+index for creates — in ``errors``. An id given twice is processed once, at its first occurrence;
+each repeat is a failed item (``errors`` names it). Deliveries of every committed item are collected
+for one wake-up.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class BulkOutcome:
         """Record a failed item."""
         self.failed += 1
         self.errors[key] = reason
+
+    def repeat(self, key: str, index: int) -> None:
+        """Record an id given again after its first occurrence (the key stays unique in ``errors``)."""
+        self.fail(key if key not in self.errors else f"{key}[{index}]", f"item {index} repeats an id given earlier")
 
     def as_data(self) -> dict[str, Any]:
         """The response ``data``."""
@@ -107,10 +113,15 @@ async def bulk_status(
 ) -> BulkOutcome:
     """Apply each ``(key, update)``: status through the transition table, payment/fulfillment freely."""
     outcome = BulkOutcome()
-    for key, item in items:
+    seen: set[str] = set()
+    for index, (key, item) in enumerate(items):
         if isinstance(item, HubError):
             outcome.fail(key, reason(item))
             continue
+        if item.id in seen:
+            outcome.repeat(key, index)
+            continue
+        seen.add(item.id)
 
         async def work(update: BulkStatusItem = item) -> Written:
             return await change_status(
@@ -124,7 +135,12 @@ async def bulk_status(
 async def bulk_delete(conn: Conn, *, organization_id: str, ids: Sequence[str]) -> BulkOutcome:
     """Soft-delete each order (stock of non-final orders given back, ``order.deleted`` emitted)."""
     outcome = BulkOutcome()
-    for order_id in ids:
+    seen: set[str] = set()
+    for index, order_id in enumerate(ids):
+        if order_id in seen:
+            outcome.repeat(order_id, index)
+            continue
+        seen.add(order_id)
 
         async def work(target: str = order_id) -> Written:
             return await delete_order(conn, organization_id=organization_id, order_id=target)

@@ -30,6 +30,7 @@ from hub.orders.lines import (
     check_line_totals,
     compute_amounts,
     fingerprint,
+    in_currency,
     price_lines,
     require_lines,
     same_lines,
@@ -48,6 +49,7 @@ _MONEY = ("subtotal", "discount", "tax", "delivery_fee", "total_amount")
 _NOT_NULL = frozenset({"customer_name", "currency", "status", "payment_status", "fulfillment_status", *_MONEY})
 _IGNORED = frozenset(
     {"id", "organization_id", "status_history", "is_duplicate", "source_updated_at", "created", "updated"}
+    | {"version", "anomalies"}
 )
 
 
@@ -168,13 +170,15 @@ async def _merge_money(
         priced = await price_lines(
             conn, organization_id=after["organization_id"], field=field_name, lines=require_lines(field_name, lines_in)
         )
-        _same_currency(field_name, priced.catalog_currency, editable.get("currency") or after["currency"])
-        after["products"] = priced.lines
-        check_line_totals(field_name, lines_in, priced.lines, editable.get("currency") or after["currency"])
+        currency = editable.get("currency") or after["currency"]
+        _same_currency(field_name, priced.catalog_currency, currency)
+        after["products"] = in_currency(priced.lines, currency)
+        check_line_totals(field_name, lines_in, after["products"], currency)
     if "currency" in editable and editable["currency"] != after["currency"]:
         if any(line.get("catalog") for line in after["products"]):
             raise ValidationFailed(details={"currency": "cannot change on an order with catalog products"})
         after["currency"] = editable["currency"]
+        after["products"] = in_currency(after["products"], after["currency"])
     if not (set(editable) & {*_MONEY, field_name, "currency"}):
         return
     amounts = compute_amounts(
@@ -277,15 +281,16 @@ async def replace_items(conn: Conn, *, organization_id: str, order_id: str, data
         )
     priced = await price_lines(conn, organization_id=organization_id, field=field_name, lines=lines_in)
     _same_currency(field_name, priced.catalog_currency, before["currency"])
-    check_line_totals(field_name, lines_in, priced.lines, before["currency"])
+    lines = in_currency(priced.lines, before["currency"])
+    check_line_totals(field_name, lines_in, lines, before["currency"])
     amounts = compute_amounts(
-        priced.lines,
+        lines,
         currency=before["currency"],
         discount=before["discount"],
         tax=before["tax"],
         delivery_fee=before["delivery_fee"],
     )
-    after = dict(before, products=priced.lines, subtotal=amounts.subtotal, total_amount=amounts.total_amount)
+    after = dict(before, products=lines, subtotal=amounts.subtotal, total_amount=amounts.total_amount)
     refingerprint(after)
     return await write_change(conn, before=before, after=after, field_name=field_name)
 

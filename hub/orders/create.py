@@ -11,35 +11,24 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 from typing import Any
 
 from hub.db import Conn
 from hub.errors import ValidationFailed
-from hub.ids import new_id
 from hub.orders import rows as orders
 from hub.orders.changes import ORIGIN_FIELDS, merge, phone_number, require_contact
 from hub.orders.lines import (
     check_line_totals,
     compute_amounts,
     fingerprint,
+    in_currency,
     price_lines,
     require_lines,
 )
+from hub.orders.rows import lock_key
 from hub.orders.write import Written, set_status, utcnow, write_change, write_new
 from hub.schemas.orders import OrderCreate
-
-
-def lock_key(*parts: str) -> int:
-    """A signed 64-bit advisory-lock key for ``parts``.
-
-    For ``(organization, source, external_id)`` it is the same key the ingest worker takes
-    (``hub.orders.upsert.lock_key``), so an API upsert and a webhook for the same source
-    order never interleave.
-    """
-    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 async def create_order(
@@ -94,9 +83,10 @@ async def _new_row(
             details={"currency": f"must be {priced.catalog_currency}, the currency of the catalog products ordered"}
         )
     currency = data.currency or priced.catalog_currency or await _default_currency(conn, organization_id)
-    check_line_totals(field_name, lines_in, priced.lines, currency)
+    lines = in_currency(priced.lines, currency)
+    check_line_totals(field_name, lines_in, lines, currency)
     amounts = compute_amounts(
-        priced.lines,
+        lines,
         currency=currency,
         discount=data.discount,
         tax=data.tax,
@@ -105,39 +95,35 @@ async def _new_row(
         total_amount=data.total_amount,
     )
     now = utcnow()
-    row: dict[str, Any] = {
-        "id": new_id("ord"),
-        "organization_id": organization_id,
-        "source": data.source or "manual",
-        "external_id": data.external_id,
-        "reference": data.reference,
-        "created_by": data.created_by or "api",
-        "contact_id": data.contact_id,
-        "customer_name": name,
-        "customer_email": email,
-        "customer_phone": phone,
-        "shipping_address": data.shipping_address,
-        "products": priced.lines,
-        "subtotal": amounts.subtotal,
-        "discount": amounts.discount,
-        "tax": amounts.tax,
-        "delivery_fee": amounts.delivery_fee,
-        "total_amount": amounts.total_amount,
-        "currency": currency,
-        "payment_status": data.payment_status or "pending",
-        "fulfillment_status": data.fulfillment_status or "unfulfilled",
-        "notes": data.notes,
-        "cancellation_reason": data.cancellation_reason,
-        "status_history": [],
-        "fingerprint": None,
-        "source_updated_at": None,
-        "created": now,
-        "updated": now,
-        "deleted_at": None,
-    }
+    row = orders.new_row(
+        organization_id=organization_id,
+        source=data.source or "manual",
+        created_by=data.created_by or "api",
+        currency=currency,
+        now=now,
+    )
+    row.update(
+        external_id=data.external_id,
+        reference=data.reference,
+        contact_id=data.contact_id,
+        customer_name=name,
+        customer_email=email,
+        customer_phone=phone,
+        shipping_address=data.shipping_address,
+        products=lines,
+        subtotal=amounts.subtotal,
+        discount=amounts.discount,
+        tax=amounts.tax,
+        delivery_fee=amounts.delivery_fee,
+        total_amount=amounts.total_amount,
+        payment_status=data.payment_status or "pending",
+        fulfillment_status=data.fulfillment_status or "unfulfilled",
+        notes=data.notes,
+        cancellation_reason=data.cancellation_reason,
+    )
     set_status(row, data.status or "pending", actor=actor, at=now)
     if data.external_id is None:
-        row["fingerprint"] = fingerprint(contact_id=data.contact_id, phone=phone, email=email, lines=priced.lines)
+        row["fingerprint"] = fingerprint(contact_id=data.contact_id, phone=phone, email=email, lines=lines)
     return row
 
 

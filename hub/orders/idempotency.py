@@ -17,7 +17,7 @@ import orjson
 
 from hub.db import Conn
 from hub.errors import Conflict, ValidationFailed
-from hub.orders.create import lock_key
+from hub.orders.rows import lock_key
 from hub.orders.write import utcnow
 
 KEY_TTL = timedelta(hours=24)

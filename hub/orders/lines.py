@@ -104,6 +104,18 @@ async def price_lines(conn: Conn, *, organization_id: str, field: str, lines: Se
     return PricedLines(lines=stored, catalog_currency=currencies[0] if currencies else None)
 
 
+def in_currency(lines: Sequence[Mapping[str, Any]], currency: str) -> list[dict[str, Any]]:
+    """``lines`` priced in ``currency``'s minor unit: ``price`` rounded, ``total`` exactly price × quantity.
+
+    Stored this way, a line shows the same numbers it is computed from (JPY 10.5 → 11, total 11 × qty).
+    """
+    out: list[dict[str, Any]] = []
+    for line in lines:
+        price = quantize(Decimal(str(line["price"])), currency)
+        out.append({**line, "price": price, "total": price * int(line["quantity"])})
+    return out
+
+
 def check_line_totals(field: str, given: Sequence[LineIn], stored: Sequence[Mapping[str, Any]], currency: str) -> None:
     """422 when a client's line ``total`` differs from price × quantity at the currency's precision."""
     errors = {
@@ -127,6 +139,8 @@ def compute_amounts(
 ) -> Amounts:
     """The order's exact money from its lines; a client's ``subtotal``/``total_amount`` must agree (422)."""
     line_totals = [Decimal(line["total"]) for line in lines]
+    # Order-level amounts are kept in the currency's minor unit too, so the totals shown add up.
+    discount, tax, delivery_fee = (None if v is None else quantize(v, currency) for v in (discount, tax, delivery_fee))
     exact_subtotal, exact_total = compute_totals(line_totals, discount or _ZERO, tax or _ZERO, delivery_fee or _ZERO)
     errors = check_total(
         subtotal=exact_subtotal if subtotal is None else subtotal,

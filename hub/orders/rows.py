@@ -1,18 +1,25 @@
-"""Order rows: load (organization-scoped, live only), insert, update changed columns, public view.
+"""Order rows, shared by every writer (API create/changes and ingest upsert): build, lock, insert, update.
 
-Order services work on a raw asyncpg connection from the pool (JSONB codecs installed, see
-``hub.db.create_pool``) inside the caller's transaction, because the outbox writer, advisory locks
-and conditional stock updates are all plain SQL on that same connection.
+:func:`new_row` is the one place a complete row is built (defaults, ``version`` 1), :func:`stamp`
+the one timestamp format stored in JSONB (``…Z``), :func:`lock_key` the one advisory-lock key
+(an API upsert and a webhook for the same source order take the same lock), :func:`update` the one
+place ``version`` grows. Writers use a raw asyncpg connection (JSONB codecs, see
+``hub.db.create_pool``) inside the caller's transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from hub.db import Conn
 from hub.errors import NotFound
+from hub.ids import new_id
 from hub.models import Order
+from hub.money import quantize
 from hub.orders.view import order_public
 
 Row = dict[str, Any]
@@ -20,7 +27,86 @@ Row = dict[str, Any]
 #: Every column an order row has, in insert order (the table definition is the one source).
 COLUMNS: tuple[str, ...] = tuple(Order.__table__.columns.keys())  # type: ignore[attr-defined]
 INSERT_SQL = f"INSERT INTO orders ({', '.join(COLUMNS)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))})"
-_IMMUTABLE = frozenset({"id", "organization_id", "created"})
+_IMMUTABLE = frozenset({"id", "organization_id", "created", "version"})
+#: Columns whose change alone is not a change of the order (no new ``version``).
+_BOOKKEEPING = frozenset({"updated", "version"})
+_ZERO = Decimal(0)
+
+
+def lock_key(*parts: str) -> int:
+    """A signed 64-bit transaction advisory-lock key for ``parts``.
+
+    ``(organization, source, external_id)`` is the key of one source order, whoever writes it.
+    """
+    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def stamp(at: datetime) -> str:
+    """A stored or emitted timestamp string: ISO 8601 in UTC ending in ``Z``."""
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def line_row(
+    *, product_id: str | None, sku: str | None, name: str | None, quantity: int, price: Decimal, currency: str
+) -> dict[str, Any]:
+    """A stored line: price rounded to the currency's minor unit, ``total`` exactly price × quantity."""
+    shown = quantize(price, currency)
+    return {
+        "product_id": product_id,
+        "sku": sku,
+        "name": name,
+        "quantity": quantity,
+        "price": shown,
+        "total": shown * quantity,
+    }
+
+
+def new_row(*, organization_id: str, source: str, created_by: str, currency: str, now: datetime) -> Row:
+    """A complete new order row with every column at its default (``version`` 1, no lines, zero money)."""
+    return {
+        "id": new_id("ord"),
+        "organization_id": organization_id,
+        "source": source,
+        "external_id": None,
+        "reference": None,
+        "created_by": created_by,
+        "contact_id": None,
+        "customer_name": None,
+        "customer_email": None,
+        "customer_phone": None,
+        "shipping_address": None,
+        "products": [],
+        "subtotal": _ZERO,
+        "discount": _ZERO,
+        "tax": _ZERO,
+        "delivery_fee": _ZERO,
+        "total_amount": _ZERO,
+        "currency": currency,
+        "status": "pending",
+        "payment_status": "pending",
+        "fulfillment_status": "unfulfilled",
+        "notes": None,
+        "cancellation_reason": None,
+        "status_history": [],
+        "fingerprint": None,
+        "source_updated_at": None,
+        "created": now,
+        "updated": now,
+        "deleted_at": None,
+        "version": 1,
+        "anomalies": [],
+    }
+
+
+def differs(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """True when ``after`` is a change of the order ``before`` (bookkeeping columns aside)."""
+    return any(before.get(c) != after.get(c) for c in COLUMNS if c not in _BOOKKEEPING)
+
+
+def next_version(before: Mapping[str, Any], after: dict[str, Any]) -> None:
+    """Set ``after``'s ``version`` (in place): one more than ``before``'s when the order changed."""
+    after["version"] = int(before.get("version") or 1) + (1 if differs(before, after) else 0)
 
 
 def not_found(order_id: str) -> NotFound:
@@ -52,11 +138,13 @@ async def insert(conn: Conn, row: Mapping[str, Any]) -> None:
     await conn.execute(INSERT_SQL, *(row.get(column) for column in COLUMNS))
 
 
-async def update(conn: Conn, *, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
-    """Write the columns that differ between ``before`` and ``after``; False when nothing differs."""
+async def update(conn: Conn, *, before: Mapping[str, Any], after: Row) -> bool:
+    """Write the columns that differ between ``before`` and ``after`` (``version`` + 1); False when none does."""
     changed = [c for c in COLUMNS if c not in _IMMUTABLE and before.get(c) != after.get(c)]
     if not changed:
         return False
+    next_version(before, after)
+    changed.append("version")
     assignments = ", ".join(f"{column} = ${i + 2}" for i, column in enumerate(changed))
     await conn.execute(f"UPDATE orders SET {assignments} WHERE id = $1", after["id"], *(after[c] for c in changed))
     return True

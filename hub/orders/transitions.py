@@ -68,6 +68,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "order.returned",
     "order.payment_updated",
     "order.deleted",
+    "connection.needs_attention",
 )
 
 #: Fields that change as a side effect of any write (timestamps, history, the source's clock), so a

@@ -7,11 +7,15 @@ Rules (DESIGN "Unified order"):
 - the source is authoritative: its status is applied as given (no transition table);
 - the source's own version clock decides staleness: an event older than what is stored never
   overwrites newer data (equal clocks are applied; a replay changes nothing, so emits nothing).
+  A clock ahead of the event's receipt by more than the allowed skew is capped there and flagged
+  in the order's ``anomalies``, so one event from "9999-12-31" cannot freeze the order. Why an
+  event changed nothing is returned per order (``UpsertResult.notes``: stale, with both clocks).
   An older event may still *fill* what the stored order never had (an order first seen through a
   status-only event gets its customer and lines from the older full event that arrives late);
 - only the fields a connector set are applied, so a status-only event keeps the rest;
 - the first time the hub stores an order it emits ``order.created``, whatever the event was called;
-- the totals check is for API input only: an ingested order is stored as stated, a mismatch logged.
+- the totals check is for API input only: an ingested order is stored as stated, a mismatch logged,
+  a negative amount flagged in ``anomalies``; lines are kept in the currency's minor unit.
 
 Several events for one order in one batch are applied in order, each emitting its own events.
 Concurrent workers are serialised per order by transaction-scoped advisory locks taken in a fixed
@@ -20,10 +24,9 @@ order (no deadlocks), so two workers never both insert the same new order.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,9 +35,10 @@ import structlog
 from connectors.base import NormalizedOrder
 from hub.db import Conn
 from hub.delivery.outbox import NewEvent, record_events
-from hub.ids import new_id
 from hub.money import quantize
-from hub.orders.rows import COLUMNS, INSERT_SQL
+from hub.orders import rows
+from hub.orders.rows import COLUMNS, INSERT_SQL, lock_key, stamp
+from hub.orders.rules import anomaly, money_anomalies
 from hub.orders.transitions import events_for_change
 from hub.orders.view import order_public
 
@@ -45,6 +49,8 @@ _MUTABLE = [
     for c in COLUMNS
     if c not in ("id", "organization_id", "source", "external_id", "created_by", "created", "deleted_at")
 ]
+#: How far ahead of its receipt a source clock may be (``HUB_SOURCE_CLOCK_SKEW_SECONDS``).
+DEFAULT_CLOCK_SKEW = timedelta(seconds=300)
 _UPDATE = (
     "UPDATE orders SET "
     + ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(_MUTABLE))
@@ -60,9 +66,13 @@ _NOT_NULL = frozenset(
 
 @dataclass
 class UpsertResult:
-    """What an upsert did: orders touched, deliveries to wake, stale events skipped."""
+    """What an upsert did: orders touched, deliveries to wake, stale events skipped.
+
+    ``notes`` runs beside ``order_ids``: why that order's event changed nothing, else None.
+    """
 
     order_ids: list[str] = field(default_factory=list)
+    notes: list[str | None] = field(default_factory=list)
     delivery_ids: list[str] = field(default_factory=list)
     created: int = 0
     updated: int = 0
@@ -70,55 +80,23 @@ class UpsertResult:
     stale: int = 0
 
 
-def lock_key(organization_id: str, source: str, external_id: str) -> int:
-    """A signed 64-bit advisory-lock key for one source order."""
-    digest = hashlib.blake2b(f"{organization_id}\0{source}\0{external_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def _line(line: Any) -> dict[str, Any]:
-    return {
-        "product_id": line.product_id,
-        "sku": line.sku,
-        "name": line.name,
-        "quantity": line.quantity,
-        "price": str(line.price),
-        "total": str(line.total),
-    }
+def _line(line: Any, currency: str) -> dict[str, Any]:
+    return rows.line_row(
+        product_id=line.product_id,
+        sku=line.sku,
+        name=line.name,
+        quantity=line.quantity,
+        price=line.price,
+        currency=currency,
+    )
 
 
 def _new_order(organization_id: str, order: NormalizedOrder, currency: str, now: datetime) -> dict[str, Any]:
     zero = Decimal(0)
-    state: dict[str, Any] = {
-        "id": new_id("ord"),
-        "organization_id": organization_id,
-        "source": order.source,
-        "external_id": order.external_id,
-        "reference": None,
-        "created_by": "webhook",
-        "contact_id": None,
-        "customer_name": None,
-        "customer_email": None,
-        "customer_phone": None,
-        "shipping_address": None,
-        "products": [],
-        "subtotal": zero,
-        "discount": zero,
-        "tax": zero,
-        "delivery_fee": zero,
-        "total_amount": zero,
-        "currency": currency,
-        "status": "pending",
-        "payment_status": "pending",
-        "fulfillment_status": "unfulfilled",
-        "notes": None,
-        "cancellation_reason": None,
-        "status_history": [],
-        "fingerprint": None,
-        "source_updated_at": order.source_updated_at,
-        "created": order.source_created_at or now,
-        "updated": now,
-    }
+    state = rows.new_row(
+        organization_id=organization_id, source=order.source, created_by="webhook", currency=currency, now=now
+    )
+    state.update(external_id=order.external_id, created=order.source_created_at or now)
     _apply(state, order, now)
     if "subtotal" not in order.model_fields_set and state["products"]:
         state["subtotal"] = sum((Decimal(str(p["total"])) for p in state["products"]), zero)
@@ -130,12 +108,14 @@ def _new_order(organization_id: str, order: NormalizedOrder, currency: str, now:
 def _apply(state: dict[str, Any], order: NormalizedOrder, now: datetime) -> None:
     """Apply the fields the connector set onto ``state`` (in place)."""
     for name in order.model_fields_set:
-        if name in ("source", "external_id", "source_created_at"):
+        if name in ("source", "external_id", "source_created_at", "products"):
             continue
         value = getattr(order, name)
         if value is None and name in _NOT_NULL:
             continue  # a connector saying "unknown" must not blank a required column
-        state[name] = [_line(line) for line in value] if name == "products" else value
+        state[name] = value
+    if "products" in order.model_fields_set and order.products is not None:  # after currency: lines use it
+        state["products"] = [_line(line, state["currency"]) for line in order.products]
     if (
         "status" in order.model_fields_set
         and order.status
@@ -143,7 +123,7 @@ def _apply(state: dict[str, Any], order: NormalizedOrder, now: datetime) -> None
     ):
         state["status_history"] = [
             *state["status_history"],
-            {"status": order.status, "at": now.isoformat(), "by": f"{order.source}:webhook"},
+            {"status": order.status, "at": stamp(now), "by": f"{order.source}:webhook"},
         ]
     state["source_updated_at"] = order.source_updated_at
     state["updated"] = now
@@ -165,7 +145,7 @@ def _fill_gaps(state: dict[str, Any], order: NormalizedOrder) -> None:
                 state[name] = value
         elif name == "products":
             if not had_lines:
-                state[name] = [_line(line) for line in value]
+                state[name] = [_line(line, state["currency"]) for line in value]
         elif _is_empty(state.get(name)):
             state[name] = value
 
@@ -200,6 +180,29 @@ async def _lock_and_load(
     return {(r["source"], r["external_id"]): dict(r) for r in rows}
 
 
+def _cap_clock(
+    order: NormalizedOrder, received: datetime, skew: timedelta, now: datetime
+) -> tuple[NormalizedOrder, dict[str, Any] | None]:
+    """``order`` with its clock capped at ``received + skew``, and the anomaly to record if it was."""
+    limit = received + skew
+    if order.source_updated_at <= limit:
+        return order, None
+    flag = anomaly(
+        "source_clock_capped",
+        f"source clock {stamp(order.source_updated_at)} was ahead of the event's receipt; capped at receipt + skew",
+        now,
+    )
+    return order.model_copy(update={"source_updated_at": limit}), flag
+
+
+def _flag(state: dict[str, Any], found: Sequence[dict[str, Any]]) -> None:
+    """Add anomalies not already on the order (same code and detail), in place; a replay adds none."""
+    known = {(a.get("code"), a.get("detail")) for a in state.get("anomalies") or []}
+    new = [a for a in found if (a["code"], a["detail"]) not in known]
+    if new:
+        state["anomalies"] = [*(state.get("anomalies") or []), *new]
+
+
 async def upsert_orders(
     conn: Conn,
     *,
@@ -207,11 +210,14 @@ async def upsert_orders(
     orders: Sequence[NormalizedOrder],
     default_currency: str = "SAR",
     endpoints: Sequence[Mapping[str, Any]] | None = None,
+    received_at: Sequence[datetime] | None = None,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> UpsertResult:
     """Apply ``orders`` (in order) to the organization's orders and record their events.
 
     ``endpoints``: the organization's enabled endpoints if the caller read them already in this
-    transaction (see :func:`~hub.delivery.outbox.record_events`).
+    transaction (see :func:`~hub.delivery.outbox.record_events`). ``received_at`` (beside
+    ``orders``; default now) and ``clock_skew`` bound each source clock.
     """
     result = UpsertResult()
     if not orders:
@@ -222,9 +228,11 @@ async def upsert_orders(
     changed: set[tuple[str, str]] = set()
     revived: set[tuple[str, str]] = set()  # a newer event for a deleted order restores it (Woo order.restored)
     events: list[NewEvent] = []
-    for order in orders:
+    for index, given in enumerate(orders):
+        order, capped = _cap_clock(given, received_at[index] if received_at else now, clock_skew, now)
         key = (order.source, order.external_id)
         current = stored.get(key)
+        note: str | None = None
         if current is None:
             state = _new_order(organization_id, order, order.currency or default_currency, now)
             types = ["order.created"]
@@ -235,10 +243,14 @@ async def upsert_orders(
             clock = current["source_updated_at"]
             if clock is not None and order.source_updated_at < clock:
                 result.stale += 1
+                note = f"skipped: stale (event clock {stamp(order.source_updated_at)}, order clock {stamp(clock)})"
                 _fill_gaps(state, order)
             else:
                 _apply(state, order, now)
                 revived.add(key)
+        _flag(state, [*([capped] if capped else []), *money_anomalies(state, now)])
+        if current is not None:
+            rows.next_version(current, state)
             types = events_for_change(before, order_public(state))
             if key not in inserted:
                 changed.add(key)
@@ -247,7 +259,9 @@ async def upsert_orders(
         result.order_ids.append(state["id"])
         if not types:
             result.unchanged += 1
+            result.notes.append(note or "unchanged: the event restates the stored order")
             continue
+        result.notes.append(None if note is None else f"{note}; only fields the order lacked were filled")
         public = order_public(state)
         events.extend(NewEvent(organization_id, state["id"], order.source, t, public) for t in types)
     if inserted:
@@ -276,7 +290,8 @@ async def delete_orders(
 ) -> list[str]:
     """Soft-delete orders a source deleted and record ``order.deleted``; returns delivery ids."""
     rows = await conn.fetch(
-        "UPDATE orders SET deleted_at = now(), updated = now() WHERE organization_id = $1 AND id = ANY($2::text[]) "
+        "UPDATE orders SET deleted_at = now(), updated = now(), version = version + 1 "
+        "WHERE organization_id = $1 AND id = ANY($2::text[]) "
         "AND deleted_at IS NULL RETURNING *",
         organization_id,
         list(order_ids),

@@ -40,7 +40,11 @@ PUBLIC_FIELDS = (
     "source_updated_at",
     "created",
     "updated",
+    "version",
+    "anomalies",
 )
+#: Columns added after the first release: a row read without them shows their defaults.
+_DEFAULTS: dict[str, Any] = {"version": 1, "anomalies": []}
 
 
 def _money(value: Any, currency: str) -> float | int:
@@ -61,12 +65,25 @@ def _line(line: Mapping[str, Any], currency: str) -> dict[str, Any]:
 def _time(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, str) and value.endswith("+00:00"):  # history stored before every writer used "Z"
+        return value[: -len("+00:00")] + "Z"
     return value
 
 
 def order_public(row: Any, *, is_duplicate: bool = False) -> dict[str, Any]:
     """The order as the API and webhooks show it, from a row mapping or an ``Order`` object."""
-    get = row.__getitem__ if isinstance(row, Mapping | asyncpg.Record) else lambda name: getattr(row, name)
+    if isinstance(row, Mapping | asyncpg.Record):
+
+        def get(name: str) -> Any:
+            if name in _DEFAULTS and name not in row.keys():  # noqa: SIM118 - a Record iterates values
+                return _DEFAULTS[name]
+            return row[name]
+
+    else:
+
+        def get(name: str) -> Any:
+            return getattr(row, name, _DEFAULTS.get(name))
+
     currency = str(get("currency"))
     out: dict[str, Any] = {}
     for name in PUBLIC_FIELDS:

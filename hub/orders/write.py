@@ -16,6 +16,7 @@ from typing import Any
 from hub.db import Conn
 from hub.delivery.outbox import NewEvent, record_events
 from hub.orders import rows as orders
+from hub.orders.rows import stamp
 from hub.orders.stock import held_by, line_index, move_stock
 from hub.orders.transitions import events_for_change
 
@@ -34,11 +35,6 @@ class Written:
 def utcnow() -> datetime:
     """Now, timezone-aware UTC (one clock for ``created``, ``updated`` and history)."""
     return datetime.now(UTC)
-
-
-def stamp(at: datetime) -> str:
-    """A history timestamp as the API shows it (``…Z``)."""
-    return at.isoformat().replace("+00:00", "Z")
 
 
 def set_status(row: dict[str, Any], status: str, *, actor: str, at: datetime) -> None:

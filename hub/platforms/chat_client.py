@@ -18,6 +18,7 @@ from hub import ssrf
 from hub.delivery.sender import PinnedResolver
 from hub.delivery.targets import TargetPolicy
 from hub.platforms.chat_remote import (
+    AuthRevoked,
     PermanentRemoteError,
     RemotePage,
     TransientRemoteError,
@@ -60,6 +61,9 @@ class ChatAgentClient:
             raise TransientRemoteError(f"GET {self._url} page {page}: {type(exc).__name__}: {exc}") from exc
         if status == 429 or status >= 500:
             raise TransientRemoteError(f"HTTP {status} on page {page}", retry_after=parse_retry_after(retry_after))
+        if status in (401, 403):
+            excerpt = body[:300].decode("utf-8", "replace")
+            raise AuthRevoked(f"HTTP {status} from GET {self._url}: {excerpt}")
         if status != 200:
             excerpt = body[:300].decode("utf-8", "replace")
             raise PermanentRemoteError(f"HTTP {status} from GET {self._url} page {page}: {excerpt}")

@@ -32,14 +32,13 @@ from typing import Any
 import orjson
 import structlog
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
 
 from connectors.base import ConnectorError, NormalizedOrder
 from connectors.chat_agent import normalize_order
-from hub import ssrf
+from hub import queue, ssrf
 from hub.db import Conn
-from hub.delivery.outbox import wake_deliveries
 from hub.ids import new_id
+from hub.orders.rules import refusal
 from hub.orders.upsert import upsert_orders
 from hub.platforms.chat_remote import (
     OrdersRemote,
@@ -198,7 +197,7 @@ async def _pull(
         progress.orders_seen += len(fetched.orders)
         if report is not None:
             report(progress)
-        await _wake(redis, delivery_ids)
+        await queue.wake_deliveries(redis, delivery_ids)
         if not fetched.orders or len(fetched.orders) < per_page:
             return
         if progress.pages_total is not None and page >= progress.pages_total:
@@ -213,9 +212,15 @@ async def _store_page(
     unreadable: list[tuple[dict[str, Any], str]] = []
     for order in orders:
         try:
-            normalized.append(normalize_order(order))
+            found = normalize_order(order)
         except ConnectorError as exc:
             unreadable.append((order, str(exc) or type(exc).__name__))
+            continue
+        why = refusal(found)  # the API's safety rules hold for pulled orders too (as for webhooks)
+        if why is None:
+            normalized.append(found)
+        else:
+            unreadable.append((order, why))
     async with conn.transaction():
         result = await upsert_orders(
             conn, organization_id=target.organization_id, orders=normalized, default_currency=target.default_currency
@@ -247,12 +252,3 @@ async def _keep_unreadable(conn: Conn, target: SyncTarget, unreadable: list[tupl
             "'[]'::jsonb, now(), now()) ON CONFLICT (connection_id, delivery_key) DO NOTHING",
             rows,
         )
-
-
-async def _wake(redis: ArqRedis | None, delivery_ids: list[str]) -> None:
-    if redis is None or not delivery_ids:
-        return
-    try:
-        await wake_deliveries(redis, delivery_ids)
-    except (RedisError, OSError) as exc:  # the rows are committed: the sweeper delivers them anyway
-        log.warning("chat_sync_wake_failed", error=repr(exc))

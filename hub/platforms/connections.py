@@ -3,7 +3,9 @@
 A connection's secret is shown once, when it is created, and never again: it is what proves a
 platform's request authentic (Salla, Shopify, WooCommerce HMAC keys; the Standard Webhooks secret of
 the chat agent and ``generic``; Zid's URL token). Source ``settings`` are free-form per source;
-the chat agent's ``{"base_url", "api_key"}`` enable pull sync, and the key is masked in every view.
+platform credentials in them (``hub.platforms.registry``: Shopify, WooCommerce, Salla, Zid, the chat
+agent) enable pull sync (``pull``), are checked whole (a token without its shop → 422 naming the
+field) and are masked in every view.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from hub.delivery import signing
 from hub.errors import NotFound
 from hub.ids import new_id
 from hub.models import Connection
+from hub.platforms import registry
+from hub.platforms.sync_state import SubscriptionOut, SyncOut, sync_out
 
 #: Sources the hub knows by name, whether or not their connector module is loaded in this build.
 KNOWN_SOURCES = frozenset({"salla", "zid", "shopify", "woocommerce", "chat_agent", "generic"})
@@ -38,7 +42,7 @@ STANDARD_WEBHOOK_SOURCES = frozenset({"chat_agent", "generic"})
 MIN_TOKEN_LENGTH = 16
 MAX_SETTINGS_BYTES = 16_384
 # Settings keys whose values are credentials: shown masked, never in full.
-_SENSITIVE_KEY = re.compile(r"key|secret|token|password", re.IGNORECASE)
+_SENSITIVE_KEY = re.compile(r"key|secret|token|password|authorization", re.IGNORECASE)
 
 
 def allowed_sources() -> frozenset[str]:
@@ -92,8 +96,12 @@ class ConnectionCreate(BaseModel):
     def _settings_for_source(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if len(orjson.dumps(value)) > MAX_SETTINGS_BYTES:
             raise _invalid(f"at most {MAX_SETTINGS_BYTES} bytes of JSON")
-        if info.data.get("source") == "chat_agent":
+        source = info.data.get("source")
+        if source == "chat_agent":
             return _chat_agent_settings(value)
+        errors = registry.settings_errors(source, value) if isinstance(source, str) else {}
+        if errors:
+            raise _invalid("; ".join(f"{name}: {why}" for name, why in sorted(errors.items())))
         return value
 
 
@@ -131,6 +139,8 @@ class ConnectionOut(BaseModel):
     inbound_url: str
     last_synced_at: datetime | None
     created: datetime
+    sync: SyncOut
+    subscriptions: list[SubscriptionOut]
     secret: str | None = None
 
 
@@ -170,6 +180,8 @@ def connection_out(connection: Connection, *, base_url: str, reveal_secret: bool
         inbound_url=inbound_url(connection, base_url=base_url, with_token=reveal_secret),
         last_synced_at=connection.last_synced_at,
         created=connection.created,
+        sync=sync_out(connection.sync, pull=connection.pull),
+        subscriptions=[SubscriptionOut.model_validate(s) for s in connection.subscriptions],
         secret=connection.secret if reveal_secret else None,
     )
 
@@ -190,6 +202,7 @@ async def create_connection(session: AsyncSession, *, organization_id: str, data
         name=data.name,
         secret=data.secret or _new_secret(data.source),
         settings=data.settings,
+        pull=registry.can_pull(data.source, data.settings),
     )
     session.add(connection)
     await session.flush()

@@ -189,6 +189,14 @@ class StatusHistoryEntry(BaseModel):
     by: str | None
 
 
+class OrderAnomaly(BaseModel):
+    """One flag on an order."""
+
+    code: str = Field(description="negative_amount or source_clock_capped")
+    detail: str
+    at: str
+
+
 class OrderOut(BaseModel):
     """The unified order (DESIGN "Unified order"): what every order endpoint returns in ``data``."""
 
@@ -219,6 +227,10 @@ class OrderOut(BaseModel):
     source_updated_at: str | None
     created: str
     updated: str
+    version: int = Field(description="1 on creation, +1 on every stored change: receivers keep the higher version")
+    anomalies: list[OrderAnomaly] = Field(
+        description="What the hub noticed in a source's data without refusing it (negative totals, capped clocks)"
+    )
     is_duplicate: bool = Field(description="true when POST returned an existing identical order (200)")
 
 

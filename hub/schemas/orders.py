@@ -100,6 +100,8 @@ class OrderUpdate(_OrderFields):
     source_updated_at: Any = None
     created: Any = None
     updated: Any = None
+    version: Any = None
+    anomalies: Any = None
 
 
 class StatusChange(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import asyncpg
@@ -9,6 +10,7 @@ from aiohttp.test_utils import TestClient
 
 Client = TestClient[Any, Any]
 JSON = {"Content-Type": "application/json"}
+_SKUS = itertools.count(1)
 
 
 async def call(client: Client, method: str, path: str, auth: dict[str, str], status: int, **kwargs: Any) -> Any:
@@ -20,8 +22,9 @@ async def call(client: Client, method: str, path: str, auth: dict[str, str], sta
 
 
 async def make_product(client: Client, auth: dict[str, str], **fields: Any) -> dict[str, Any]:
-    """A catalog product (defaults: 150.00 SAR, 50 in stock)."""
-    body = {"name": "Premium T-Shirt", "sku": "TSH-001", "category": "Clothing", "price": 150, "stock_quantity": 50}
+    """A catalog product (defaults: 150.00 SAR, 50 in stock, a SKU no other product has: SKUs are unique)."""
+    sku = f"TSH-{next(_SKUS):03d}"
+    body = {"name": "Premium T-Shirt", "sku": sku, "category": "Clothing", "price": 150, "stock_quantity": 50}
     body.update(fields)
     data: dict[str, Any] = (await call(client, "POST", "/api/v1/products", auth, 201, json=body))["data"]
     return data

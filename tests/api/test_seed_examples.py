@@ -15,7 +15,7 @@ from tests.api.order_helpers import JSON, Client, call, event_types, make_contac
 
 async def _seed000_order(client: Client, auth: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     contact = await make_contact(client, auth)
-    product = await make_product(client, auth)
+    product = await make_product(client, auth, sku="TSH-001")
     body = f"""{{
 "contact_id": "{contact["id"]}",
 "items": [

@@ -51,7 +51,9 @@ def test_load_json_refuses_with_a_reason(body: bytes, reason: str) -> None:
         (r.read_string, 42, None),
         (r.read_text, "x" * 5000, "x" * 5000),
         (r.read_string, "x" * 5000, None),
-        (r.read_money, "1e3", None),
+        (r.read_money, "1e3", Decimal(1000)),  # the API's grammar: accepted on both sides
+        (r.read_money, "٣", None),  # non-ASCII digits: refused on both sides
+        (r.read_amount, "٣", None),
         (r.read_amount, "1e3", Decimal(1000)),
         (r.read_money, {"amount": "5"}, None),
         (r.read_amount, {"amount": {"amount": "5"}}, Decimal(5)),

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from connectors.base import NormalizedOrder, OrderLine, ParsedEvent, RawRequest
-from connectors.salla import connector, salla_time
+from connectors.base import NormalizedOrder, OrderLine, ParsedEvent, PayloadError, RawRequest
+from connectors.salla import connector, normalize_order, salla_time
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SECRET = "salla-webhook-secret-7f3c9a"
@@ -139,16 +139,91 @@ def test_order_updated_uses_data_updated_at_and_a_prepaid_payment() -> None:
     assert_order(event.order, expected)  # shipping is null (branch pickup): shipping_address is not set
 
 
-def test_status_updated_sets_only_the_status_and_the_clock() -> None:
+STATUS_UPDATED = NormalizedOrder(
+    source="salla",
+    external_id="629263027",  # data.order.id, not the status record's data.id nor reference_id
+    source_updated_at=datetime(2022, 8, 17, 20, 59, 38, tzinfo=UTC),  # the event's created_at
+    reference="42264",
+    customer_name="Test Salla",
+    customer_email="Test.2022@salla.sa",
+    customer_phone="+96652318526",
+    products=[
+        OrderLine(
+            product_id="2047473815",
+            sku=None,
+            name="سي كيه وان شوك، فور هي، 100 مل",
+            quantity=1,
+            price=Decimal(120),
+            total=Decimal(120),
+        )
+    ],
+    subtotal=Decimal(246),
+    discount=Decimal(126),
+    tax=Decimal(0),
+    delivery_fee=Decimal(34),
+    total_amount=Decimal(154),
+    currency="SAR",
+    status="shipped",
+    payment_status="pending",  # cash on delivery, not delivered yet
+    fulfillment_status="fulfilled",
+    source_created_at=datetime(2022, 8, 17, 17, 59, 36, tzinfo=UTC),
+)
+
+
+def test_status_updated_applies_the_whole_order_it_carries() -> None:
+    # Issue 19: an order first seen through this event must not be stored with total 0 and no lines.
     event = parse_one(payload("salla_order_status_updated.json"))
-    expected = NormalizedOrder(
-        source="salla",
-        external_id="629263027",  # data.order.id, not the status record's data.id nor reference_id
-        source_updated_at=datetime(2022, 8, 17, 20, 59, 38, tzinfo=UTC),
-        status="shipped",
-    )
     assert event.topic == "order.status.updated"
-    assert_order(event.order, expected)
+    assert_order(event.order, STATUS_UPDATED)
+
+
+def test_status_updated_clock_is_the_orders_updated_at_when_it_has_one() -> None:
+    data = payload("salla_order_status_updated.json")
+    data["data"]["order"]["updated_at"] = "2022-08-18T09:00:00Z"
+    order = parse_one(data).order
+    assert order is not None
+    assert order.source_updated_at == datetime(2022, 8, 18, 9, 0, tzinfo=UTC)
+
+
+def test_status_updated_with_only_a_status_sets_only_the_status() -> None:
+    data = payload("salla_order_status_updated.json")
+    data["data"]["order"] = {"id": 629263027, "status": {"id": 1, "name": "x", "slug": "delivered"}}
+    order = parse_one(data).order
+    assert order is not None
+    assert order.model_fields_set == {
+        "source",
+        "external_id",
+        "source_updated_at",
+        "status",
+        "fulfillment_status",
+    }
+    assert (order.status, order.fulfillment_status) == ("delivered", "fulfilled")
+
+
+def test_status_updated_falls_back_to_the_records_status_slug() -> None:
+    data = payload("salla_order_status_updated.json")
+    data["data"]["order"]["status"] = None
+    data["data"]["status"] = {"slug": "completed", "name": "تم التنفيذ"}
+    order = parse_one(data).order
+    assert order is not None
+    assert order.status == "ready"
+
+
+def test_normalize_order_reads_an_admin_api_order() -> None:
+    order = payload("salla_order_status_updated.json")["data"]["order"]
+    fetched = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    normalized = normalize_order(order, fetched_at=fetched)
+    assert normalized == STATUS_UPDATED.model_copy(update={"source_updated_at": fetched})
+    order["updated_at"] = {"date": "2024-01-01 12:00:00.000000", "timezone_type": 3, "timezone": "Asia/Riyadh"}
+    assert normalize_order(order).source_updated_at == datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
+
+
+def test_normalize_order_needs_a_clock_and_a_readable_order() -> None:
+    order = payload("salla_order_status_updated.json")["data"]["order"]
+    with pytest.raises(PayloadError, match="clock"):
+        normalize_order(order)
+    with pytest.raises(PayloadError):
+        normalize_order({"id": None}, fetched_at=datetime.now(UTC))
 
 
 @pytest.mark.parametrize(
@@ -201,12 +276,14 @@ def test_status_slugs_map_to_hub_statuses(slug: str, status: str) -> None:
 
 
 @pytest.mark.parametrize("slug", ["restoring", "some_custom_slug", None])
-def test_status_event_without_a_hub_status_is_ignored(slug: str | None) -> None:
+def test_status_event_without_a_hub_status_keeps_the_status_and_applies_the_rest(slug: str | None) -> None:
     data = payload("salla_order_status_updated.json")
     data["data"]["order"]["status"]["slug"] = slug
-    event = parse_one(data)
-    assert event.order is None
-    assert event.ignored_reason
+    data["data"]["status"] = "display name only"
+    order = parse_one(data).order
+    assert order is not None
+    assert "status" not in order.model_fields_set
+    assert order.total_amount == Decimal(154)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import pytest
 from tests.faults.checks import check_accepted_stored, check_orders, check_subscriber, record, wait_settled
 from tests.faults.harness import Hub, running_hub, scaled
 from tests.faults.platform import Platform, Subscriber, events_for, make_event, setup_tenant, sign
+from tests.helpers.polling import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
@@ -34,7 +35,11 @@ async def test_sigterm_to_a_worker_hands_back_its_jobs_and_nothing_is_stuck(hub:
         platform = Platform(hub.base_url, tenant.connection_id, tenant.secret)
         await platform.send_all(events)
         worker = next(p for p in hub.procs if p.name == "worker")
-        await asyncio.sleep(1.0)  # ingest and deliveries under way
+
+        async def delivering() -> bool:  # ingest and deliveries under way
+            return bool(subscriber.received)
+
+        await eventually(delivering, timeout=60, interval=0.01)
         in_flight = len(subscriber.received)
         sent_at = time.monotonic()
         code = await hub.signal(worker, signal.SIGTERM, wait=30)
@@ -80,20 +85,37 @@ async def _sigterm_api_mid_requests(hub: Hub, subscriber: Subscriber) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
         headers = sign(tenant.secret, event.msg_id, event.body)
         head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(event.body)}\r\n"
+        head += "Expect: 100-continue\r\n"  # the server's "100 Continue" says the request is being handled
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-        writer.write(head.encode() + event.body[: len(event.body) // 2])  # headers and half the body
+        writer.write(head.encode())
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert interim.startswith(b"HTTP/1.1 100"), interim
+        writer.write(event.body[: len(event.body) // 2])  # half the body: its handler now waits for the rest
         await writer.drain()
         connections.append((reader, writer))
-    await asyncio.sleep(0.5)  # every handler has started and waits for the rest of its body
 
     # A burst of complete requests is under way too when SIGTERM lands (those after it are refused).
     burst = Platform(hub.base_url, tenant.connection_id, tenant.secret)
     burst.give_up_after = 0  # a refused connection after SIGTERM is not retried here
     burst_task = asyncio.create_task(burst.send_all([make_event("burst", n, 0) for n in range(scaled(3000))]))
-    await asyncio.sleep(0.2)
+
+    async def bursting() -> bool:
+        return bool(burst.log.accepted)
+
+    await eventually(bursting, timeout=30, interval=0.01)
     sent_at = time.monotonic()
     await hub.signal(hub.api, signal.SIGTERM, wait=None)
-    await asyncio.sleep(0.5)
+
+    async def stopped_listening() -> bool:  # the API's shutdown has begun: new connections are refused
+        try:
+            _, probe = await asyncio.open_connection("127.0.0.1", hub.port)
+        except OSError:
+            return True
+        probe.close()
+        return False
+
+    await eventually(stopped_listening, timeout=30, interval=0.01)
     for (_, writer), event in zip(connections, events, strict=True):
         writer.write(event.body[len(event.body) // 2 :])
         await writer.drain()

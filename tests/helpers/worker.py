@@ -12,7 +12,7 @@ from hub.settings import Settings
 
 @contextlib.asynccontextmanager
 async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Any]:
-    """A real arq worker (our WakeWorker) in the test's event loop, stopped gracefully at the end."""
+    """A real arq worker (workers.main.create_worker) in the test's event loop, stopped gracefully at the end."""
     from workers.main import create_worker, stop_gracefully
 
     instance = create_worker(settings, handle_signals=False, **overrides)

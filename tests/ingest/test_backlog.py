@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
-from redis.asyncio import Redis
 
 from connectors.base import body_hash
-from hub import queue
 from hub.bench.dataset import salla_headers, salla_template
 from hub.ingest.store import InboundItem, insert_many, summarize_headers
 from hub.settings import Settings
@@ -14,6 +14,7 @@ from tests.factories import make_endpoint
 from tests.helpers.polling import eventually
 from tests.helpers.worker import running_worker
 from tests.ingest.test_pipeline import SECRET, _connection
+from workers.main import started
 
 EVENTS = 23  # over four batches of 5: the first full batch starts the helper batch
 
@@ -39,15 +40,12 @@ async def test_backlog_is_drained_in_overlapping_batches_and_each_event_once(
                 body=body,
             )
         )
-    await insert_many(db, items)
-
     small = settings.model_copy(update={"batch_size": 5, "webhook_retry_schedule": (3600,)})
-    async with running_worker(small):
-        wake = Redis.from_url(settings.redis_url or "")
-        try:
-            await wake.lpush(queue.INGEST_WAKE, b"1")
-        finally:
-            await wake.aclose()
+    async with running_worker(small) as worker:
+        wakeups = (await asyncio.wait_for(started(worker), 10)).wakeups
+        assert wakeups is not None
+        await asyncio.wait_for(wakeups.listening.wait(), 10)
+        await insert_many(db, items, notify=True)  # as the API's group commit: the worker is woken by Postgres
 
         async def drained() -> bool:
             return not await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'received'")

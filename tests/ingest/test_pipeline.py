@@ -69,13 +69,14 @@ async def test_signed_salla_webhook_becomes_one_order(
     assert await db.fetchval("SELECT count(*) FROM orders") == 1
 
 
-async def test_status_update_after_create_changes_status_only(
+async def test_status_update_after_create_moves_the_status(
     client: Client, settings: Settings, db: asyncpg.Connection, auth: dict[str, str], worker: Any
 ) -> None:
     conn_id = await _connection(settings, db)
     created = _payload("salla_order_created.json")
     event = json.loads(_payload("salla_order_status_updated.json"))
-    event["data"]["order"]["id"] = json.loads(created)["data"]["id"]
+    # Salla's status event carries the whole order (issue 19): the same order, its status moved on.
+    event["data"]["order"] = {**json.loads(created)["data"], "status": event["data"]["order"]["status"]}
     event["created_at"] = "Sun Mar 10 2024 15:00:00 GMT+0300"  # after the order's updated_at
     event["data"]["created_at"] = {"date": "2024-03-10 15:00:00.000000", "timezone_type": 3, "timezone": "Asia/Riyadh"}
     status = json.dumps(event).encode()
@@ -89,11 +90,13 @@ async def test_status_update_after_create_changes_status_only(
     await eventually(all_done)
     assert await db.fetchval("SELECT count(*) FROM orders") == 1
     types = [r["type"] for r in await db.fetch("SELECT type FROM order_events ORDER BY created, id")]
-    assert types == ["order.created", "order.status_changed"]
+    # order.updated: the fulfilment moved to fulfilled with the status (the event carries the whole order)
+    assert types == ["order.created", "order.updated", "order.status_changed"]
     order = await db.fetchrow("SELECT * FROM orders")
     assert order is not None
     assert order["status"] == "shipped"
-    assert order["customer_name"]  # the status-only event kept the rest of the order
+    assert order["fulfillment_status"] == "fulfilled"
+    assert order["customer_name"]  # the status event kept the rest of the order
     assert [h["status"] for h in order["status_history"]] == ["pending", "shipped"]
 
     # an older event arriving late never overwrites newer data
@@ -173,7 +176,8 @@ async def test_status_event_before_the_full_order_still_ends_complete(
     conn_id = await _connection(settings, db)
     created = _payload("salla_order_created.json")
     event = json.loads(_payload("salla_order_status_updated.json"))
-    event["data"]["order"]["id"] = json.loads(created)["data"]["id"]
+    # Salla's status event carries the whole order (issue 19): the same order, its status moved on.
+    event["data"]["order"] = {**json.loads(created)["data"], "status": event["data"]["order"]["status"]}
     event["created_at"] = "Sun Mar 10 2024 15:00:00 GMT+0300"
     event["data"]["created_at"] = {"date": "2024-03-10 15:00:00.000000", "timezone_type": 3, "timezone": "Asia/Riyadh"}
     for body in (json.dumps(event).encode(), created):  # newer status first, older full order late

@@ -11,11 +11,12 @@ from connectors.base import NormalizedOrder
 from hub import db as hub_db
 from hub.orders.upsert import upsert_orders
 from hub.settings import Settings
+from tests.conftest import eventually
 
 
 def _order(minute: int, status: str) -> NormalizedOrder:
     at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC) + timedelta(minutes=minute)
-    return NormalizedOrder(source="salla", external_id="race-1", source_updated_at=at, status=status)  # type: ignore[arg-type]
+    return NormalizedOrder(source="salla", external_id="race-1", source_updated_at=at, status=status)
 
 
 async def test_a_batch_waiting_on_an_order_lock_updates_the_order_the_other_batch_inserted(
@@ -37,7 +38,13 @@ async def test_a_batch_waiting_on_an_order_lock_updates_the_order_the_other_batc
                     return result.updated
 
             waiting = asyncio.create_task(later_batch())
-            await asyncio.sleep(0.3)
+            pid = second.get_server_pid()
+
+            async def blocked() -> bool:  # Postgres says the second batch waits on a lock
+                kind: str | None = await db.fetchval("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid)
+                return kind == "Lock"
+
+            await eventually(blocked, interval=0.01)
             assert not waiting.done()  # blocked on the order's advisory lock
             await tx.commit()
             assert await asyncio.wait_for(waiting, 10) == 1  # an update of the committed row, not a second insert

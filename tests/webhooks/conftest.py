@@ -13,7 +13,8 @@ from standardwebhooks import Webhook
 
 from hub import db as hub_db
 from hub import queue
-from hub.delivery.outbox import NewEvent, record_events, wake_deliveries
+from hub.delivery.outbox import NewEvent, record_events
+from hub.queue import wake_deliveries
 from hub.settings import Settings
 from tests.fakes.receiver import Received, Receiver
 from tests.helpers.worker import running_worker

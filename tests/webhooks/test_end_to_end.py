@@ -70,8 +70,8 @@ def _status_event(created: dict[str, Any], slug: str, when: str) -> bytes:
     """A Salla ``order.status.updated`` for the created order, at ``when`` (Riyadh time)."""
     event = json.loads(data_path("connectors", "payloads", "salla_order_status_updated.json").read_bytes())
     event = copy.deepcopy(event)
-    event["data"]["order"]["id"] = created["data"]["id"]
-    event["data"]["order"]["status"]["slug"] = slug
+    # Salla's status event carries the whole order (issue 19): the same order, its status moved on.
+    event["data"]["order"] = {**created["data"], "status": {**event["data"]["order"]["status"], "slug": slug}}
     event["created_at"] = f"Sun Mar 10 2024 {when} GMT+0300"
     event["data"]["created_at"] = {"date": f"2024-03-10 {when}.000000", "timezone_type": 3, "timezone": "Asia/Riyadh"}
     return json.dumps(event).encode()

@@ -13,12 +13,12 @@ import orjson
 from arq.connections import ArqRedis
 
 from hub.delivery.claims import Claimed, claim, release
-from hub.delivery.outbox import wake_deliveries
+from hub.delivery.pipeline import claim_was_full
+from hub.queue import wake_deliveries
 from hub.settings import Settings
 from tests.conftest import eventually
 from tests.fakes.receiver import HANG, Receiver, Reply
 from tests.webhooks.conftest import Client, create_webhook, emit, org_of, running_worker, statuses
-from workers.deliveries import claim_was_full
 
 log = logging.getLogger(__name__)
 

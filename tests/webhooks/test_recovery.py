@@ -6,13 +6,13 @@ import logging
 import time
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 import redis.asyncio
 from arq.connections import ArqRedis
 
-from hub import db as hub_db
+from hub.delivery.engine import DeliveryEngine
+from hub.delivery.pipeline import Shared
 from hub.delivery.sender import Sender
 from hub.delivery.targets import TargetPolicy
 from hub.queue import QUEUE_NAME
@@ -20,8 +20,6 @@ from hub.settings import Settings
 from tests.conftest import eventually
 from tests.fakes.receiver import OK, Receiver, Reply, status
 from tests.webhooks.conftest import Client, create_webhook, emit, org_of, running_worker, statuses, verify
-from workers.context import WorkerContext
-from workers.deliveries import sweep_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -161,33 +159,19 @@ async def test_the_sweeper_finds_deliveries_whose_wake_up_was_lost(
     endpoint = await create_webhook(client, auth, receiver.url("/lost"))
     await emit(pool, None, await org_of(pool, endpoint["id"]), *(["order.updated"] * 30))  # no wake-up at all
     # Not yet past the sweeper's grace period: left alone (a wake-up may still be on its way).
-    hub = await _context(settings, pool, arq_redis)
+    engine = DeliveryEngine.open(settings, pool, arq_redis)
     try:
-        assert await sweep_deliveries(hub) == 0
+        assert await engine.sweep() == 0
         await pool.execute("UPDATE deliveries SET next_attempt_at = next_attempt_at - interval '1 minute'")
-        assert await sweep_deliveries(hub) == 30
+        assert await engine.sweep() == 30
     finally:
-        await hub.http.close()
-        await hub.engine.dispose()
+        await engine.close()
     jobs = await arq_redis.zrange(QUEUE_NAME, 0, -1)
     assert jobs
     assert all(j.decode().startswith("sweep:") for j in jobs)  # fresh job ids: arq never drops them as dupes
     async with running_worker(settings):
         await eventually(lambda: _all(pool, endpoint["id"], "succeeded", 30))
     assert len(receiver.requests("/lost")) == 30
-
-
-async def _context(settings: Settings, pool: asyncpg.Pool, redis: ArqRedis) -> WorkerContext:
-    assert settings.database_url is not None
-    engine = hub_db.create_engine(settings.database_url, pool_size=1)
-    return WorkerContext(
-        settings=settings,
-        pool=pool,
-        engine=engine,
-        sessions=hub_db.session_factory(engine),
-        redis=redis,
-        http=aiohttp.ClientSession(),
-    )
 
 
 async def test_a_pipeline_that_fails_gives_back_its_hold_on_the_endpoint(
@@ -199,13 +183,13 @@ async def test_a_pipeline_that_fails_gives_back_its_hold_on_the_endpoint(
     arq_redis: ArqRedis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from workers import delivery_pipeline
-    from workers.deliveries import run_deliveries
+    from hub.delivery import pipeline as delivery_pipeline
+    from hub.delivery.claims import claim
 
     endpoint = await create_webhook(client, auth, receiver.url("/flaky-db"))
     receiver.always("/flaky-db", Reply(delay=0.5))  # still sending when the next claim fails
     ids = await emit(pool, None, await org_of(pool, endpoint["id"]), *(["order.updated"] * 5))
-    real_claim, calls = delivery_pipeline.claim, []
+    real_claim, calls = claim, []
 
     async def claim_then_fail(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -214,14 +198,12 @@ async def test_a_pipeline_that_fails_gives_back_its_hold_on_the_endpoint(
         return await real_claim(*args, **kwargs)
 
     monkeypatch.setattr(delivery_pipeline, "claim", claim_then_fail)
-    hub = await _context(settings, pool, arq_redis)
     sender = Sender(timeout=5, policy=TargetPolicy(allow_loopback=True, allow_private=True))
+    engine = DeliveryEngine(Shared(settings=settings, pool=pool, redis=arq_redis), sender)
     try:
         with pytest.raises(ConnectionResetError):
-            await run_deliveries(hub, sender, ids)
-        assert hub.delivery_gates == {}  # nothing held: later claims may take this endpoint's rows again
-        assert hub.delivery_pipeline is None
+            await engine.run(ids)
+        assert engine.shared.gates == {}  # nothing held: later claims may take this endpoint's rows again
+        assert engine.pipeline is None
     finally:
-        await sender.close()
-        await hub.http.close()
-        await hub.engine.dispose()
+        await engine.close()

@@ -1,22 +1,12 @@
-"""The delivery pipeline: one claim → send → record loop per worker process.
+"""The delivery pipeline: one claim → send → record loop per worker process (run by :mod:`hub.delivery.engine`).
 
-Claims run ahead of sending: a claim leases up to :func:`prefetch` rows per endpoint for this
-process, and each endpoint's rows are sent from this process's queue through a gate of
-``webhook_endpoint_concurrency`` slots shared by all of its jobs. One claim (one statement) thus
-feeds many requests, and an endpoint is never left idle while the hub talks to Postgres. The cap
-holds across processes because only the process holding an endpoint's live leases may claim it
-(:mod:`hub.delivery.claims`). Rows an ingest batch leased as it wrote them join the queue
-without a claim (:meth:`Pipeline.queue`).
-
-A claimed row is sent only while its lease has at least the request timeout plus
-:data:`START_MARGIN` left, so a request always ends before the lease it runs under; rows not sent in
-time, rows of an endpoint disabled, deleted, re-pointed or re-keyed meanwhile (checked at least every
-:data:`STALE_CHECK_SECONDS`), and rows still queued when the loop stops are released at once, never
-sent late.
-
-Isolation between endpoints: every request has a total timeout, attempts are recorded as they
-finish, in groups (a hanging endpoint in the same batch does not hold back the others' results), and
-a hanging endpoint occupies only its own gate and the rows queued behind it.
+A claim leases up to :func:`prefetch` rows per endpoint ahead of sending; each endpoint's rows go out
+through a gate of ``webhook_endpoint_concurrency`` slots shared by the whole process, and attempts
+are recorded in groups as they finish. The cap holds across processes because only the holder of an
+endpoint's live leases may claim it (:mod:`hub.delivery.claims`). A row is sent only while its lease
+has the request timeout plus :data:`START_MARGIN` left; rows not sent in time, rows of an endpoint
+changed meanwhile, and rows queued when the loop stops are released at once, never sent late.
+Design notes: ``docs/webhooks.md``.
 """
 
 from __future__ import annotations
@@ -25,23 +15,33 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import uuid4
 
 import asyncpg
 import structlog
+from arq.connections import ArqRedis
 
 from hub import queue
 from hub.delivery import signing
 from hub.delivery.claims import Claimed, claim, fail_orphaned, release, stale_endpoints
-from hub.delivery.outbox import DELIVER_JOB
 from hub.delivery.policy import Outcome, envelope_body
 from hub.delivery.records import Attempt, Recorded, record_attempts
 from hub.delivery.sender import Sender
 from hub.settings import Settings
-from workers.context import EndpointGate, WorkerContext
 
-__all__ = ["Pipeline", "claim_was_full", "enqueue", "held_rows", "holding", "lease_seconds", "prefetch"]
+__all__ = [
+    "EndpointGate",
+    "Pipeline",
+    "Shared",
+    "claim_was_full",
+    "enqueue",
+    "held_rows",
+    "holding",
+    "lease_seconds",
+    "prefetch",
+]
 
 log = structlog.get_logger("hub.deliveries")
 
@@ -60,6 +60,29 @@ MAX_CLAIM_EVERY = 0.5
 STALE_CHECK_SECONDS = 1.0
 
 
+@dataclass(eq=False)
+class EndpointGate:
+    """This process's hold on one webhook endpoint: its send slots and how many claimed rows it holds."""
+
+    slots: asyncio.Semaphore
+    held: int = 0
+
+
+@dataclass(eq=False)
+class Shared:
+    """What every pipeline of one process shares: its clients, its lease owner id and its endpoint gates."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: ArqRedis
+    # names this process as the owner of the delivery leases it takes (see hub.delivery.claims)
+    worker_id: str = field(default_factory=lambda: uuid4().hex)
+    # per endpoint, shared by every run of this process: the cap on requests in flight
+    gates: dict[str, EndpointGate] = field(default_factory=dict)
+    # set when the worker is asked to stop: runs finish what they hold and claim nothing new
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 def lease_seconds(settings: Settings) -> float:
     """How long a claim holds a row: the setting, but always well past one request's timeout."""
     return max(float(settings.delivery_lease_seconds), settings.webhook_timeout_seconds + 15.0)
@@ -76,9 +99,9 @@ def prefetch(settings: Settings) -> int:
     return max(cap, min(holding(settings), cap * PREFETCH_FACTOR))
 
 
-def held_rows(hub: WorkerContext) -> dict[str, int]:
+def held_rows(hub: Shared) -> dict[str, int]:
     """Rows this process holds per endpoint (claimed or leased, not yet recorded or released)."""
-    return {endpoint: gate.held for endpoint, gate in hub.delivery_gates.items() if gate.held}
+    return {endpoint: gate.held for endpoint, gate in hub.gates.items() if gate.held}
 
 
 def claim_was_full(batch: Sequence[Claimed], *, limit: int, per_endpoint: int, held: Mapping[str, int]) -> bool:
@@ -105,7 +128,7 @@ class _Send:
 
 
 class Pipeline:
-    """The process's claim → send → record loop, run by one job at a time; later jobs hand it their ids.
+    """The process's claim → send → record loop, run by one run at a time; later wake-ups hand it their ids.
 
     Sends run as tasks, each waiting for a slot at its endpoint's gate; attempts are recorded in
     groups as they finish (whatever finished while the previous group was being written: group
@@ -113,7 +136,7 @@ class Pipeline:
     process means one claimer and one recorder, not one per wake-up job competing for the claim lock.
     """
 
-    def __init__(self, hub: WorkerContext, sender: Sender, first_delay: float) -> None:
+    def __init__(self, hub: Shared, sender: Sender, first_delay: float) -> None:
         self.hub, self.sender, self.first_delay = hub, sender, first_delay
         # finished sends, or None: "wanted ids arrived, claim now"
         self.finished: asyncio.Queue[tuple[_Send, Attempt | None] | None] = asyncio.Queue()
@@ -126,14 +149,14 @@ class Pipeline:
         self.stale_checked = time.monotonic()
 
     def _gate(self, endpoint_id: str) -> EndpointGate:
-        gates = self.hub.delivery_gates
+        gates = self.hub.gates
         gate = gates.get(endpoint_id)
         if gate is None:
             gate = gates[endpoint_id] = EndpointGate(asyncio.Semaphore(self.hub.settings.webhook_endpoint_concurrency))
         return gate
 
     def want(self, ids: Sequence[str]) -> None:
-        """Claim these (a later job's wake-up) next."""
+        """Claim these (a later wake-up) next."""
         self.wanted.extend(ids)
         self.finished.put_nowait(None)
 
@@ -188,8 +211,8 @@ class Pipeline:
         send.settled = True
         self.queued.pop(send.item.id, None)
         send.gate.held -= 1
-        if send.gate.held <= 0 and self.hub.delivery_gates.get(send.item.endpoint_id) is send.gate:
-            del self.hub.delivery_gates[send.item.endpoint_id]
+        if send.gate.held <= 0 and self.hub.gates.get(send.item.endpoint_id) is send.gate:
+            del self.hub.gates[send.item.endpoint_id]
         return True
 
     async def _drop(self, endpoints: set[str] | None = None) -> None:
@@ -322,14 +345,14 @@ async def _attempt(sender: Sender, item: Claimed) -> Attempt:
     return Attempt(item, outcome, started_at, headers)
 
 
-async def _fail_orphaned(hub: WorkerContext) -> None:
+async def _fail_orphaned(hub: Shared) -> None:
     try:
         await fail_orphaned(hub.pool)
     except Exception:  # the sweeper does it again
         log.warning("delivery_orphans_failed", exc_info=True)
 
 
-async def _record(hub: WorkerContext, group: Sequence[Attempt]) -> set[str]:
+async def _record(hub: Shared, group: Sequence[Attempt]) -> set[str]:
     """Record a group of attempts (retrying a deadlock), wake the worker for each retry; return endpoints disabled."""
     settings = hub.settings
     results: list[Recorded] | None = None
@@ -363,9 +386,6 @@ async def _record(hub: WorkerContext, group: Sequence[Attempt]) -> set[str]:
     return set(disabled)
 
 
-async def enqueue(hub: WorkerContext, ids: list[str], *, job_id: str, defer: float = 0) -> None:
+async def enqueue(hub: Shared, ids: list[str], *, job_id: str, defer: float = 0) -> None:
     """Best effort: if Redis is unavailable the sweeper finds the due rows anyway."""
-    try:
-        await queue.enqueue(hub.redis, DELIVER_JOB, ids, job_id=job_id, defer=defer)
-    except Exception:
-        log.warning("delivery_enqueue_failed", job_id=job_id, exc_info=True)
+    await queue.wake_job(hub.redis, queue.DELIVER_JOB, ids, job_id=job_id, defer=defer)
