@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from typing import Any
 
@@ -13,7 +11,7 @@ from redis.asyncio import Redis
 
 from hub.keys import SETTINGS
 from hub.settings import Settings
-from tests.factories import make_connection
+from tests.factories import make_connection, signed_headers
 from tests.helpers.files import data_path
 from tests.helpers.polling import eventually
 
@@ -27,12 +25,7 @@ async def _connection(settings: Settings, db: asyncpg.Connection, source: str = 
 
 
 def _salla(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {
-        "X-Salla-Signature": signature,
-        "Content-Type": "application/json",
-        "X-Salla-Security-Strategy": "Signature",
-    }
+    return signed_headers("salla", body, secret)
 
 
 def _payload(name: str) -> bytes:
