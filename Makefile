@@ -1,14 +1,18 @@
-.PHONY: install lint typecheck test bench up
+.PHONY: install format lint typecheck test bench up
 
 install:
 	pip install -e ".[test]"
+
+format:
+	ruff check --fix .
+	ruff format .
 
 lint:
 	ruff check .
 	ruff format --check .
 
 typecheck:
-	mypy hub connectors workers
+	mypy hub connectors workers tests
 
 test:
 	pytest -q

@@ -30,6 +30,7 @@ from hub.keys import (
     LIMITER,
     PG_POOL,
     REDIS,
+    ROUTERS,
     SESSIONS,
     SETTINGS,
 )
@@ -113,11 +114,12 @@ def create_app(settings: Settings, *, overrides: dict[web.AppKey[Any], Any] | No
     app[LIMITER] = Limiter.from_settings(settings)
     app[CONNECTION_CACHE] = {}
     app[EXPORTS] = ExportGate(settings.export_max_concurrent)
+    app[ROUTERS] = routers()
     app[_MAX_BODY] = settings.max_body_bytes
     for key, value in (overrides or {}).items():
         app[key] = value
     for ctx in (_database, _redis, _inbound, _http_client):
         app.cleanup_ctx.append(ctx)
-    for router in routers():
+    for router in app[ROUTERS]:
         app.router.add_routes(router.routes)
     return app

@@ -10,6 +10,7 @@ from aiohttp import ClientSession, web
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hub.api._router import Router
 from hub.ingest.store import GroupCommitter
 from hub.ops.metrics import HttpMetrics
 from hub.orders.export import ExportGate
@@ -39,5 +40,7 @@ INBOUND = web.AppKey("inbound", GroupCommitter)
 LIMITER = web.AppKey("limiter", Limiter)
 CONNECTION_CACHE = web.AppKey("connection_cache", dict[str, tuple[float, Any]])
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
+#: Every API router, in match order: what ``/openapi.json`` documents (read from the app, not imported).
+ROUTERS = web.AppKey("routers", list[Router])
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from hub.settings import Settings
-from tests.conftest import make_key
+from tests.factories import make_key
 
 Client = TestClient[Any, Any]
 

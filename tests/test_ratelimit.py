@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hub.app import create_app
 from hub.settings import Settings
 from hub.web.ratelimit import burst_item
-from tests.conftest import make_key
+from tests.factories import make_key
 
 
 def test_burst_item_allows_the_burst_over_a_window_matching_the_rate() -> None:

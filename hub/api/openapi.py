@@ -2,7 +2,7 @@
 handlers validate with, so the document cannot drift from the code. Served at ``/openapi.json``.
 
 Each operation lists exactly the statuses it can answer (:func:`statuses`: its own, plus the
-middleware's that apply to it) and the parameters its handler reads (:mod:`hub.api.openapi_params`);
+middleware's that apply to it) and the parameters its handler reads (:mod:`hub.api.openapi_spec.params`);
 ``tests/api/test_openapi_responses.py`` checks real answers against it. ``/docs`` is Swagger UI
 with "try it out", served by the hub itself from the swagger-ui-py package (no CDN).
 """
@@ -21,8 +21,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from hub.api._router import Operation, Router
-from hub.api.openapi_examples import EXAMPLES
-from hub.api.openapi_params import PATH_PARAM, parameters, reads_query
+from hub.api.openapi_spec.examples import EXAMPLES
+from hub.api.openapi_spec.params import PATH_PARAM, parameters, reads_query
+from hub.keys import ROUTERS
 from hub.web.responses import json_response
 
 REF = "#/components/schemas/{model}"
@@ -312,9 +313,8 @@ def _asset(name: str) -> bytes:
 
 @router.route("GET", "/openapi.json", summary="This API's OpenAPI 3.1 document", auth=None, raw=True)
 async def openapi_json(request: web.Request) -> web.Response:
-    from hub.app import routers
-
-    return json_response(build(routers()))
+    routers: list[Router] = request.app[ROUTERS]
+    return json_response(build(routers))
 
 
 @router.route(

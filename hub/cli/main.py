@@ -8,20 +8,18 @@ servers of a running ``hub up`` on that folder (or starts them for the length of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import signal
 import sys
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hub.cli import status as cli_status
+from hub.cli.common import DataDir, attached, configure_logs, console, err, fill, load_settings, run
 from hub.cli.sync import sync_app
 from hub.settings import Settings
 
@@ -38,73 +36,8 @@ keys_app = typer.Typer(pretty_exceptions_enable=False, help="Create, list and re
 app.add_typer(keys_app, name="keys")
 app.command("status")(cli_status.status)
 app.add_typer(sync_app, name="sync")
-console = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Embedded data folder (default .hub, or HUB_DATA_DIR).")
-]
 Host = Annotated[str | None, typer.Option("--host", help="Interface to listen on (default 127.0.0.1).")]
 Port = Annotated[int | None, typer.Option("--port", help="Port to listen on (default 8080).")]
-
-
-def _settings(data_dir: Path | None = None, **values: Any) -> Settings:
-    overrides = {k: v for k, v in values.items() if v is not None}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    try:
-        return Settings(**overrides)
-    except Exception as exc:  # pydantic ValidationError: show it plainly, no traceback
-        err.print(f"[red]Invalid settings:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def _run(coro: Awaitable[T]) -> T:
-    try:
-        import uvloop
-
-        return uvloop.run(coro)  # type: ignore[arg-type]
-    except ImportError:  # pragma: no cover - uvloop is not on every platform
-        return asyncio.run(coro)  # type: ignore[arg-type]
-
-
-def _fill(settings: Settings, database_url: str, redis_url: str) -> Settings:
-    """Configured URLs win; missing ones come from the embedded servers."""
-    return settings.model_copy(
-        update={"database_url": settings.database_url or database_url, "redis_url": settings.redis_url or redis_url}
-    )
-
-
-@contextlib.contextmanager
-def attached(settings: Settings, *, need_redis: bool = True) -> Iterator[Settings]:
-    """``settings`` with URLs: configured ones, a running ``hub up``'s, or embedded ones for now."""
-    from hub import embedded
-
-    if settings.database_url and (settings.redis_url or not need_redis):
-        yield settings
-        return
-    running = embedded.read_runtime(settings.data_dir)
-    if running is not None:
-        yield _fill(settings, running.database_url, running.redis_url)
-        return
-    servers = embedded.EmbeddedServers(settings.data_dir)
-    if not servers.try_lock():
-        err.print(f"[red]{settings.data_dir} is locked by another hub that is starting or stopping; try again.[/red]")
-        raise typer.Exit(1)
-    try:
-        urls = servers.start()
-        from hub.migrate import upgrade
-
-        upgrade(urls.database_url)
-        yield _fill(settings, urls.database_url, urls.redis_url)
-    finally:
-        servers.stop()
-
-
-def _configure_logs(settings: Settings, *, console_format: bool = False) -> None:
-    from hub import logs
-
-    logs.configure(level=settings.log_level, fmt="console" if console_format else settings.log_format)
 
 
 # ---- up / serve / worker / migrate ---------------------------------------------------------------
@@ -113,8 +46,8 @@ def _configure_logs(settings: Settings, *, console_format: bool = False) -> None
 @app.command()
 def up(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
     """Run everything: embedded Postgres and Redis (unless URLs are set), migrations, API, worker."""
-    settings = _settings(data_dir, host=host, port=port)
-    _configure_logs(settings, console_format=True)
+    settings = load_settings(data_dir, host=host, port=port)
+    configure_logs(settings, console_format=True)
     from hub import embedded
     from hub.migrate import upgrade
 
@@ -127,12 +60,12 @@ def up(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
     try:
         if servers is not None:
             urls = servers.start()
-            settings = _fill(settings, urls.database_url, urls.redis_url)
+            settings = fill(settings, urls.database_url, urls.redis_url)
             console.print(f"Embedded Postgres and Redis running under {servers.data_dir}")
         assert settings.database_url is not None
         upgrade(settings.database_url)
         settings = _with_ops_token(settings)
-        _run(_up(settings))
+        run(_up(settings))
     finally:
         if servers is not None:
             servers.stop()
@@ -221,13 +154,13 @@ async def _wait_for_signal(*watch: asyncio.Task[Any]) -> None:
 @app.command()
 def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
     """Run the API server only (production; workers run with ``hub worker``)."""
-    settings = _settings(data_dir, host=host, port=port)
+    settings = load_settings(data_dir, host=host, port=port)
     if settings.public_url is None and not settings.trust_host_header:  # else inbound_url follows any Host header
         err.print("[red]hub serve needs HUB_PUBLIC_URL[/red] (or HUB_TRUST_HOST_HEADER=true behind a proxy)")
         raise typer.Exit(2)
-    _configure_logs(settings)
+    configure_logs(settings)
     with attached(settings) as ready:
-        _run(_serve(ready))
+        run(_serve(ready))
 
 
 async def _serve(settings: Settings) -> None:
@@ -292,10 +225,10 @@ async def _drain(runner: web.AppRunner) -> None:
 @app.command()
 def worker(data_dir: DataDir = None) -> None:
     """Run an arq worker (ingestion, deliveries, sweeper)."""
-    settings = _settings(data_dir)
-    _configure_logs(settings)
+    settings = load_settings(data_dir)
+    configure_logs(settings)
     with attached(settings) as ready:
-        _run(_worker(ready))
+        run(_worker(ready))
 
 
 async def _worker(settings: Settings) -> None:
@@ -312,7 +245,7 @@ async def _worker(settings: Settings) -> None:
 @app.command()
 def migrate(data_dir: DataDir = None) -> None:
     """Create or upgrade the schema (Alembic)."""
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
     from hub.migrate import upgrade
 
     with attached(settings, need_redis=False) as ready:
@@ -330,7 +263,7 @@ def bench(
     skip: Annotated[str, typer.Option("--skip", hidden=True, help="Comma-separated: ceilings, ingest, api.")] = "",
 ) -> None:
     """Measure the hub against its own parts' ceilings on this machine (docs/benchmarks.md)."""
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
     from hub.bench.runner import SKIPPABLE, run_bench
 
     skipped = frozenset(name.strip() for name in skip.split(",") if name.strip())
@@ -346,7 +279,7 @@ def bench(
 def _with_session(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     from hub import db
 
-    async def run() -> T:
+    async def scoped() -> T:
         assert settings.database_url is not None
         engine = db.create_engine(settings.database_url, pool_size=1)
         try:
@@ -355,7 +288,7 @@ def _with_session(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    return _run(run())
+    return run(scoped())
 
 
 @keys_app.command("create")
@@ -371,7 +304,7 @@ def keys_create(
     if not org.strip():
         err.print("[red]--org must not be empty[/red]")
         raise typer.Exit(2)
-    with attached(_settings(data_dir), need_redis=False) as ready:
+    with attached(load_settings(data_dir), need_redis=False) as ready:
         new = _with_session(ready, lambda s: create_key(s, org_name=org.strip(), test=test, name=name))
     console.print(f"Created {new.mode} key {new.id} for organization '{org}' ({new.organization_id}).")
     console.print("Keep it safe: it is shown only once.")
@@ -383,7 +316,7 @@ def keys_list(data_dir: DataDir = None) -> None:
     """List keys (prefix, organization, mode, state); never the keys themselves."""
     from hub.tenancy.api_keys import list_keys
 
-    with attached(_settings(data_dir), need_redis=False) as ready:
+    with attached(load_settings(data_dir), need_redis=False) as ready:
         rows = _with_session(ready, lambda s: list_keys(s))
     table = Table("id", "prefix", "organization", "mode", "created", "state")
     for column in table.columns:
@@ -399,7 +332,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_â€
     """Revoke a key: it stops authenticating at once."""
     from hub.tenancy.api_keys import revoke_key
 
-    with attached(_settings(data_dir), need_redis=False) as ready:
+    with attached(load_settings(data_dir), need_redis=False) as ready:
         done = _with_session(ready, lambda s: revoke_key(s, key_id=key_id))
     if not done:
         err.print(f"[red]No active key {key_id}.[/red]")

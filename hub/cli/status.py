@@ -7,7 +7,6 @@ configured ``HUB_DATABASE_URL``/``HUB_REDIS_URL`` or from the running ``hub up``
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,12 +14,11 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from hub.cli.common import DataDir, attached, console, load_settings, run
+
 if TYPE_CHECKING:
     from hub.ops.actions import Summary
 
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Embedded data folder (default .hub, or HUB_DATA_DIR).")
-]
 #: Endpoints shown (worst first); the rest are summed up in a caption.
 ENDPOINT_ROWS = 15
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the summary as JSON (the page's /ops/api/summary data).")]
@@ -28,10 +26,9 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print the summary as JSON
 
 def status(data_dir: DataDir = None, json_out: JsonOut = False) -> None:
     """Queue, backlog, sources, endpoints and the latest failures: what the /ops page shows."""
-    from hub.cli.main import _run, _settings, attached, console
 
-    with attached(_settings(data_dir)) as ready:
-        result = _run(_collect(ready.database_url or "", ready.redis_url or ""))
+    with attached(load_settings(data_dir)) as ready:
+        result = run(_collect(ready.database_url or "", ready.redis_url or ""))
     if json_out:
         console.print_json(result.model_dump_json())
         return

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer.core import TyperGroup
 
+from hub.cli.common import DataDir, attached, configure_logs, console, err, load_settings
+from hub.cli.common import run as run_async
+
 if TYPE_CHECKING:
     # typer vendors click: its groups take its own copy's Context and Command.
     from typer._click import Command, Context
@@ -50,10 +53,6 @@ sync_app = typer.Typer(
     ),
 )
 
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Embedded data folder (default .hub, or HUB_DATA_DIR).")
-]
-
 
 def parse_since(value: str | None) -> datetime | None:
     """``YYYY-MM-DD`` (midnight UTC) or an ISO 8601 time (UTC when it names no offset); BadParameter otherwise."""
@@ -74,14 +73,13 @@ def parse_since(value: str | None) -> datetime | None:
 def _pull(connection_id: str, since: datetime | None, data_dir: Path | None, *, source: str | None) -> SyncRun:
     """Run the engine once from the terminal; exit 1 with the reason on stderr when it fails."""
     from hub.cli.connection_sync import sync_now
-    from hub.cli.main import _configure_logs, _run, _settings, attached, console, err
     from hub.platforms.chat_remote import SyncError
 
-    settings = _settings(data_dir)
-    _configure_logs(settings)
+    settings = load_settings(data_dir)
+    configure_logs(settings)
     with attached(settings) as ready:
         try:
-            return _run(sync_now(ready, connection_id, since, console=console, err=err, source=source))
+            return run_async(sync_now(ready, connection_id, since, console=console, err=err, source=source))
         except SyncError as exc:
             done = exc.progress
             stored = f" ({done.orders_seen} orders were read before it stopped)" if done and done.orders_seen else ""
@@ -90,8 +88,6 @@ def _pull(connection_id: str, since: datetime | None, data_dir: Path | None, *, 
 
 
 def _unreadable_hint(run: SyncRun) -> None:
-    from hub.cli.main import console
-
     if run.failed:
         console.print("Unreadable orders are kept as failed inbound events: GET /api/v1/inbound-events?status=failed")
 
@@ -106,8 +102,6 @@ def connection(
     data_dir: DataDir = None,
 ) -> None:
     """hub sync CONNECTION_ID: subscribe and pull one connection now (any platform with credentials)."""
-    from hub.cli.main import console
-
     run = _pull(connection_id, parse_since(since), data_dir, source=None)
     console.print(
         f"Synced {connection_id} ({run.mode}): {run.orders_seen} orders since {_iso(run.since)} in {run.pages} pages: "
@@ -128,8 +122,6 @@ def chat_agent(
     data_dir: DataDir = None,
 ) -> None:
     """hub sync chat-agent --connection ID: pull a chat_agent connection now (same engine)."""
-    from hub.cli.main import console
-
     run = _pull(connection, parse_since(since), data_dir, source="chat_agent")
     console.print(
         f"Synced {run.orders_seen} orders from {run.since.astimezone(UTC).date().isoformat()} in {run.pages} pages: "

@@ -27,9 +27,20 @@ from arq.connections import ArqRedis
 from pydantic import BaseModel, Field, ValidationError
 
 from hub.db import Conn
-from hub.ops.metrics import LATENCY_BUCKETS_SECONDS
 
-__all__ = ["HISTORY_LAG_SECONDS", "HISTORY_MAX_AGE_SECONDS", "Counters", "Counts", "History", "lifetime", "observe"]
+__all__ = [
+    "HISTORY_LAG_SECONDS",
+    "HISTORY_MAX_AGE_SECONDS",
+    "LATENCY_BUCKETS_SECONDS",
+    "Counters",
+    "Counts",
+    "History",
+    "lifetime",
+    "observe",
+]
+
+#: Upper bounds of ``hub_delivery_latency_seconds`` buckets (``+Inf`` is added).
+LATENCY_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 HISTORY_LAG_SECONDS = 300
 HISTORY_MAX_AGE_SECONDS = 300
@@ -49,7 +60,7 @@ class Counts(BaseModel):
     deliveries: dict[str, int] = Field(default_factory=dict)
     #: ``{endpoint_id: (succeeded, failed)}`` from ``delivery_attempts`` rows.
     attempts: dict[str, tuple[int, int]] = Field(default_factory=dict)
-    #: Cumulative attempts at or under each of :data:`hub.ops.metrics.LATENCY_BUCKETS_SECONDS`.
+    #: Cumulative attempts at or under each of :data:`LATENCY_BUCKETS_SECONDS`.
     latency_le: list[int] = Field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_SECONDS))
     latency_count: int = 0
     latency_sum_ms: float = 0.0

@@ -25,11 +25,12 @@ import asyncpg
 from arq.connections import ArqRedis
 from pydantic import BaseModel, ValidationError
 
-from hub import queue
 from hub.db import Conn
 from hub.ops import counts as ops_counts
 from hub.ops import retrying as ops_retrying
-from hub.ops.metrics import LATENCY_BUCKETS_SECONDS, read_rejects
+from hub.ops.arq_queue import QueueStats, queue_stats
+from hub.ops.counts import LATENCY_BUCKETS_SECONDS
+from hub.ops.rejects import read_rejects
 
 __all__ = [
     "AGGREGATES_MAX_AGE_SECONDS",
@@ -50,27 +51,11 @@ __all__ = [
 AGGREGATES_MAX_AGE_SECONDS = 10.0
 SOURCE_WINDOW_SECONDS = 300
 CHART_MINUTES = 60
-IN_PROGRESS_PREFIX = "arq:in-progress:"
 #: Above this many rows ``hub_orders_total`` reads the planner's estimate instead of counting.
 EXACT_COUNT_LIMIT = 100_000
 M = TypeVar("M", bound=BaseModel)
 _CACHE_KEY = "hub:ops:aggregates:v1"
 _REFRESH_KEY = "hub:ops:aggregates:refresh"
-
-
-class QueueStats(BaseModel):
-    """The arq queue: a sorted set scored by the time (ms) each job may start."""
-
-    #: Every job in the queue: waiting, deferred and running (arq removes a job when it ends).
-    depth: int
-    #: Waiting jobs whose start time has come.
-    ready: int
-    #: Jobs whose start time is still ahead.
-    deferred: int
-    #: How long the oldest waiting job has waited (None: nothing waiting).
-    oldest_age_seconds: float | None
-    #: Jobs running now on any worker.
-    in_progress: int
 
 
 class Live(BaseModel):
@@ -167,53 +152,6 @@ class MetricsSnapshot:
     @property
     def endpoints(self) -> list[EndpointWindow]:
         return self.aggregates.endpoints
-
-
-async def _running(redis: ArqRedis) -> set[str]:
-    """Ids of jobs a worker is running now.
-
-    arq marks a running job with ``arq:in-progress:<id>`` and keeps it in the queue until it ends,
-    but it also keeps a finished cron job's key for 60 s (so the cron does not run twice): only a
-    key whose job is still queued is a job in flight.
-    """
-    ids = [
-        _text(key).removeprefix(IN_PROGRESS_PREFIX)
-        async for key in redis.scan_iter(match=IN_PROGRESS_PREFIX + "*", count=1000)
-    ]
-    if not ids:
-        return set()
-    pipe = redis.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.zscore(queue.QUEUE_NAME, job_id)
-    scores = await pipe.execute()
-    return {job_id for job_id, score in zip(ids, scores, strict=True) if score is not None}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-async def queue_stats(redis: ArqRedis, *, now: float | None = None) -> QueueStats:
-    """The arq queue: depth (``ZCARD``, running jobs included, as arq keeps them queued until done),
-    jobs waiting whose time has come, deferred ones, the oldest waiting job, and jobs running now."""
-    now_ms = (time.time() if now is None else now) * 1000
-    running = await _running(redis)
-    pipe = redis.pipeline(transaction=False)
-    pipe.zcard(queue.QUEUE_NAME)
-    pipe.zcount(queue.QUEUE_NAME, "-inf", now_ms)
-    # The oldest waiting job is among the first len(running) + 1 due ones.
-    pipe.zrangebyscore(queue.QUEUE_NAME, "-inf", now_ms, start=0, num=len(running) + 1, withscores=True)
-    depth, due, first = await pipe.execute()
-    waiting = [float(score) for member, score in first if _text(member) not in running]
-    age = max(0.0, (now_ms - waiting[0]) / 1000) if waiting else None
-    ready = max(0, int(due) - len(running))
-    return QueueStats(
-        depth=int(depth),
-        ready=ready,
-        deferred=max(0, int(depth) - int(due)),
-        oldest_age_seconds=age,
-        in_progress=len(running),
-    )
 
 
 _LIVE_SQL = """

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from hub.platforms import chat_agent, salla, shopify, woocommerce, zid
+from hub.platforms.clients import chat_agent, salla, shopify, woocommerce, zid
 from hub.platforms.pull import PlatformClient, Sleep
 
 MODULES: dict[str, ModuleType] = {m.SOURCE: m for m in (chat_agent, salla, shopify, woocommerce, zid)}

@@ -218,7 +218,7 @@ async def _orders(call: Conformance) -> None:
     body = {"customer_name": "Sara", "source": "api", "external_id": "ext-1", "products": [LINE]}
     order = (await call("POST", "/api/v1/orders", 201, json=body))["data"]
     await call("POST", "/api/v1/orders", 200, json=body)  # the same order again: the stored one
-    keyed = {"headers": {"Idempotency-Key": "k-1"}}
+    keyed: dict[str, Any] = {"headers": {"Idempotency-Key": "k-1"}}
     await call("POST", "/api/v1/orders", 201, json={"customer_name": "B", "products": [LINE]}, **keyed)
     await call("POST", "/api/v1/orders", 409, json={"customer_name": "C", "products": [LINE]}, **keyed)
     await call("POST", "/api/v1/orders", 422, json={"products": [{"quantity": 0}]})

@@ -8,7 +8,7 @@ import asyncpg
 
 from hub.settings import Settings
 from tests.api.order_helpers import Client, call, event_types, make_contact, make_order, make_product, stock
-from tests.conftest import make_key
+from tests.factories import make_key
 
 LINE = {"name": "Thing", "price": "10.00", "quantity": 1}
 

@@ -11,7 +11,7 @@ import asyncpg
 
 from hub.settings import Settings
 from tests.api.order_helpers import Client, call, make_order
-from tests.conftest import make_key
+from tests.factories import make_key
 
 ROWS = 3000
 

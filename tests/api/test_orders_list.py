@@ -13,7 +13,7 @@ from hub.orders import listing as order_list
 from hub.orders import query as order_query
 from hub.settings import Settings
 from tests.api.order_helpers import Client, call, make_contact, make_order
-from tests.conftest import make_key
+from tests.factories import make_key
 
 
 async def _ids(client: Client, auth: dict[str, str], query: str) -> list[str]:

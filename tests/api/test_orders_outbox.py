@@ -3,28 +3,21 @@ matching endpoint, in the same transaction as the change."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import asyncpg
 
+from hub.settings import Settings
 from tests.api.order_helpers import Client, call, make_order
-from tests.conftest import eventually
+from tests.factories import make_endpoint
+from tests.helpers.polling import eventually
 
 
-async def _endpoint(db: asyncpg.Connection, event_types: list[str], source: str | None = None) -> str:
+async def _endpoint(
+    settings: Settings, db: asyncpg.Connection, event_types: list[str], source: str | None = None
+) -> str:
     org = await db.fetchval("SELECT organization_id FROM api_keys LIMIT 1")
-    endpoint_id = f"we_{len(event_types)}_{source}"
-    await db.execute(
-        "INSERT INTO webhook_endpoints (id, organization_id, url, event_types, source, enabled, secret, "
-        "created, updated) VALUES ($1, $2, 'http://127.0.0.1:9/hook', $3::jsonb, $4, true, $5, now(), now())",
-        endpoint_id,
-        org,
-        event_types,  # the fixture's connection has the app's JSONB codec
-        source,
-        "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode(),
-    )
-    return endpoint_id
+    return (await make_endpoint(settings, organization_id=org, event_types=event_types, source=source)).id
 
 
 async def _events(db: asyncpg.Connection, order_id: str) -> list[dict[str, Any]]:
@@ -36,11 +29,11 @@ async def _events(db: asyncpg.Connection, order_id: str) -> list[dict[str, Any]]
 
 
 async def test_each_change_records_its_events_and_deliveries(
-    client: Client, auth: dict[str, str], db: asyncpg.Connection
+    client: Client, auth: dict[str, str], settings: Settings, db: asyncpg.Connection
 ) -> None:
-    everything = await _endpoint(db, ["order.*"])
-    cancels = await _endpoint(db, ["order.cancelled", "order.deleted"])
-    await _endpoint(db, ["order.*"], source="salla")  # another source: never matches these orders
+    everything = await _endpoint(settings, db, ["order.*"])
+    cancels = await _endpoint(settings, db, ["order.cancelled", "order.deleted"])
+    await _endpoint(settings, db, ["order.*"], source="salla")  # another source: never matches these orders
 
     order = await make_order(client, auth, customer_name="A")
     oid = order["id"]
@@ -89,8 +82,10 @@ async def test_each_change_records_its_events_and_deliveries(
     assert set(by_endpoint) == {everything, cancels}
 
 
-async def test_failed_requests_write_no_events(client: Client, auth: dict[str, str], db: asyncpg.Connection) -> None:
-    await _endpoint(db, ["order.*"])
+async def test_failed_requests_write_no_events(
+    client: Client, auth: dict[str, str], settings: Settings, db: asyncpg.Connection
+) -> None:
+    await _endpoint(settings, db, ["order.*"])
     order = await make_order(client, auth)
     await call(client, "PATCH", f"/api/v1/orders/{order['id']}/status", auth, 422, json={"status": "delivered"})
     await call(client, "PUT", f"/api/v1/orders/{order['id']}", auth, 422, json={"tax": 1, "total_amount": 99})
@@ -116,11 +111,11 @@ async def test_status_walk_emits_delivered_and_returned(
 
 
 async def test_the_api_wakes_the_delivery_worker(
-    client: Client, auth: dict[str, str], db: asyncpg.Connection, worker: Any
+    client: Client, auth: dict[str, str], settings: Settings, db: asyncpg.Connection, worker: Any
 ) -> None:
     # After the commit the API enqueues the new deliveries; the endpoint is unreachable, so the
     # worker records a failed attempt and keeps the delivery for a retry: nothing is lost.
-    await _endpoint(db, ["order.created"])
+    await _endpoint(settings, db, ["order.created"])
     order = await make_order(client, auth)
     sql = (
         "SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id "

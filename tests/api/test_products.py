@@ -6,7 +6,7 @@ from typing import Any
 
 from hub.settings import Settings
 from tests.api.order_helpers import Client, call, make_product
-from tests.conftest import make_key
+from tests.factories import make_key
 
 
 async def test_create_get_update_delete(client: Client, auth: dict[str, str]) -> None:

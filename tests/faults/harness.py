@@ -17,12 +17,16 @@ with are in :mod:`tests.faults.checks`.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import concurrent.futures
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import AsyncIterator
@@ -41,6 +45,14 @@ from hub.settings import asyncpg_dsn
 SCALE = float(os.environ.get("HUB_FAULTS_SCALE", "1"))
 #: The retry schedule of the hub under test: long enough to ride out a subscriber down for ~10 s.
 RETRY_SCHEDULE = "0,1,1,2,2,3,3,3,3,3,5,5"
+#: Faster recovery settings for most fault tests (the sweeper looks every second, a dead worker's
+#: leases expire sooner); ``running_hub(..., at_defaults=True)`` keeps the shipped defaults, which is
+#: how the worker-SIGKILL test proves DESIGN's 60 s bound.
+FAST_RECOVERY = {
+    "HUB_SWEEP_INTERVAL_SECONDS": "1",
+    "HUB_SWEEP_AFTER_SECONDS": "1",
+    "HUB_DELIVERY_LEASE_SECONDS": "20",  # the pipeline's floor with a 5 s webhook timeout
+}
 STATUSES = ("pending", "confirmed", "preparing", "ready", "shipped", "delivered")
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -243,7 +255,9 @@ async def _health_key(client: redis.asyncio.Redis) -> bool:
     return bool(await client.exists(f"{QUEUE_NAME}:health-check"))
 
 
-def hub_env(database_url: str, redis_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+def hub_env(
+    database_url: str, redis_url: str, data_dir: Path, *, at_defaults: bool = False, **extra: str
+) -> dict[str, str]:
     """The environment of the hub's processes: ours minus any ``HUB_*``, plus the test's settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env.update(
@@ -263,13 +277,55 @@ def hub_env(database_url: str, redis_url: str, data_dir: Path, **extra: str) -> 
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if not at_defaults:
+        env.update(FAST_RECOVERY)
     env.update(extra)
     return env
 
 
+_template: Path | None = None
+
+
+def _migrated_template() -> Path:
+    """A stopped, migrated Postgres cluster, made once per test process and copied for each hub.
+
+    ``initdb`` and the migrations cost seconds per test; a copy (``cp -a`` keeps the owner pgserver
+    runs Postgres as) costs a fraction of one. Removed when the process exits.
+    """
+    global _template
+    if _template is None:
+        from hub.migrate import upgrade
+
+        root = Path(tempfile.mkdtemp(prefix="hub-faults-template-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        servers = EmbeddedServers(root / "embedded")
+        try:
+            url = servers.start().database_url
+            # Alembic runs its own event loop: give it a thread of its own (a test's loop is running here).
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pool.submit(upgrade, url).result(timeout=120)
+        finally:
+            servers.stop()
+        _template = root / "embedded" / "postgres"
+    return _template
+
+
+def _seed_postgres(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(_migrated_template()), str(data_dir / "postgres")], check=True)  # noqa: S607
+    for stale in ("log", "postmaster.opts", "postmaster.pid", ".handle_pids.json"):
+        (data_dir / "postgres" / stale).unlink(missing_ok=True)
+
+
 @contextlib.asynccontextmanager
-async def running_hub(root: Path, *, workers: int = 1, api: bool = True, **settings: str) -> AsyncIterator[Hub]:
-    """Embedded servers under ``root``, migrated, with an API key; ``hub serve`` and workers running."""
+async def running_hub(
+    root: Path, *, workers: int = 1, api: bool = True, at_defaults: bool = False, **settings: str
+) -> AsyncIterator[Hub]:
+    """Embedded servers under ``root``, migrated, with an API key; ``hub serve`` and workers running.
+
+    ``at_defaults`` runs the hub with the shipped sweep and lease settings instead of
+    :data:`FAST_RECOVERY`.
+    """
     from hub.migrate import upgrade_async
 
     with warnings.catch_warnings():  # pgserver's import warns about XDG_RUNTIME_DIR; say it on this thread
@@ -280,6 +336,7 @@ async def running_hub(root: Path, *, workers: int = 1, api: bool = True, **setti
     for attempt in range(3):
         servers = EmbeddedServers(root / f"embedded-{attempt}")
         try:
+            _seed_postgres(servers.data_dir)
             urls = servers.start()
             break
         except EmbeddedError as exc:
@@ -288,19 +345,17 @@ async def running_hub(root: Path, *, workers: int = 1, api: bool = True, **setti
             sys.stderr.write(f"embedded servers failed to start (attempt {attempt + 1}), retrying: {exc}\n")
     hub = Hub(
         root=root,
-        env=hub_env(urls.database_url, urls.redis_url, root / "data", **settings),
+        env=hub_env(urls.database_url, urls.redis_url, root / "data", at_defaults=at_defaults, **settings),
         database_url=urls.database_url,
         redis_url=urls.redis_url,
         port=free_port(),
         servers=servers,
     )
     try:
-        await upgrade_async(urls.database_url)
+        await upgrade_async(urls.database_url)  # a no-op on the template unless a migration was added since
         hub.key = await _create_key(hub)
-        if api:
-            await hub.start_api()
-        for _ in range(workers):
-            await hub.start_worker()
+        # The API and the workers start side by side: each waits on its own readiness signal.
+        await asyncio.gather(*([hub.start_api()] if api else []), *(hub.start_worker() for _ in range(workers)))
         yield hub
     except BaseException:
         for proc in hub.procs:
@@ -311,19 +366,13 @@ async def running_hub(root: Path, *, workers: int = 1, api: bool = True, **setti
 
 
 async def _create_key(hub: Hub) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hub",
-        "keys",
-        "create",
-        "--org",
-        "faults",
-        env=hub.env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=hub.root,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    return out.decode().strip().splitlines()[-1]
+    """An API key for organization 'faults', through the service ``hub keys create`` calls."""
+    from hub import db
+    from hub.tenancy.api_keys import create_key
+
+    engine = db.create_engine(hub.database_url, pool_size=1)
+    try:
+        async with db.session_scope(db.session_factory(engine)) as session:
+            return (await create_key(session, org_name="faults")).secret
+    finally:
+        await engine.dispose()

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import eventually
 from tests.faults.checks import check_accepted_stored, check_orders, check_subscriber, record, wait_settled
 from tests.faults.harness import Hub, running_hub, scaled
 from tests.faults.platform import Platform, Subscriber, events_for, make_event, setup_tenant, sign
+from tests.helpers.polling import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 

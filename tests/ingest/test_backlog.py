@@ -10,7 +10,9 @@ from connectors.base import body_hash
 from hub.bench.dataset import salla_headers, salla_template
 from hub.ingest.store import InboundItem, insert_many, summarize_headers
 from hub.settings import Settings
-from tests.conftest import eventually, running_worker
+from tests.factories import make_endpoint
+from tests.helpers.polling import eventually
+from tests.helpers.worker import running_worker
 from tests.ingest.test_pipeline import SECRET, _connection
 from workers.main import started
 
@@ -20,14 +22,9 @@ EVENTS = 23  # over four batches of 5: the first full batch starts the helper ba
 async def test_backlog_is_drained_in_overlapping_batches_and_each_event_once(
     settings: Settings, db: asyncpg.Connection, auth: dict[str, str]
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     org = await db.fetchval("SELECT organization_id FROM connections WHERE id = $1", conn_id)
-    await db.execute(
-        "INSERT INTO webhook_endpoints (id, organization_id, url, event_types, secret, enabled, created, updated) "
-        "VALUES ('we_backlog', $1, 'http://127.0.0.1:9/hook', '[\"order.*\"]'::jsonb, $2, true, now(), now())",
-        org,
-        "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-    )
+    endpoint = await make_endpoint(settings, organization_id=org)
     created = salla_template()
     items = []
     for n in range(EVENTS):
@@ -61,6 +58,5 @@ async def test_backlog_is_drained_in_overlapping_batches_and_each_event_once(
     assert await db.fetchval("SELECT count(*) FROM orders") == EVENTS
     # one order.created each, and one delivery each for the one endpoint (read with the claim)
     assert await db.fetchval("SELECT count(*) FROM order_events WHERE type = 'order.created'") == EVENTS
-    assert await db.fetchval("SELECT count(DISTINCT event_id) FROM deliveries WHERE endpoint_id = 'we_backlog'") == (
-        await db.fetchval("SELECT count(*) FROM order_events")
-    )
+    delivered = "SELECT count(DISTINCT event_id) FROM deliveries WHERE endpoint_id = $1"
+    assert await db.fetchval(delivered, endpoint.id) == (await db.fetchval("SELECT count(*) FROM order_events"))

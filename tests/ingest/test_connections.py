@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import create_app
 from hub.settings import Settings
-from tests.conftest import make_key
+from tests.factories import make_key
 
 Client = TestClient[Any, Any]
 

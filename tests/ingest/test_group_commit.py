@@ -41,7 +41,7 @@ async def test_overlapping_groups_store_each_delivery_once_and_answer_every_call
     settings: Settings, db: asyncpg.Connection, auth: dict[str, str]
 ) -> None:
     assert settings.database_url is not None
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     org = await db.fetchval("SELECT organization_id FROM connections WHERE id = $1", conn_id)
     pool = await create_pool(settings.database_url, max_size=4)
     committer = _Watched(pool, max_group=8, in_flight=2)
@@ -72,11 +72,11 @@ async def test_a_notifying_committer_wakes_listeners_only_for_groups_that_stored
     settings: Settings, db: asyncpg.Connection, auth: dict[str, str]
 ) -> None:
     assert settings.database_url is not None
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     org = await db.fetchval("SELECT organization_id FROM connections WHERE id = $1", conn_id)
     heard: asyncio.Queue[str] = asyncio.Queue()
 
-    def hear(_conn: object, _pid: int, channel: str, _payload: str) -> None:
+    def hear(_conn: object, _pid: int, channel: str, _payload: object) -> None:
         heard.put_nowait(channel)
 
     await db.add_listener(NOTIFY_CHANNEL, hear)

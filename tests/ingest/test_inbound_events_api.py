@@ -12,7 +12,8 @@ from arq.connections import ArqRedis
 
 from hub import queue
 from hub.settings import Settings
-from tests.conftest import eventually, make_key
+from tests.factories import make_connection, make_key
+from tests.helpers.polling import eventually
 
 Client = TestClient[Any, Any]
 T0 = datetime(2026, 4, 5, 10, 30, tzinfo=UTC)
@@ -23,15 +24,8 @@ async def _org(db: asyncpg.Connection, name: str = "acme") -> str:
     return org
 
 
-async def _connection(db: asyncpg.Connection, org: str, conn_id: str, source: str = "salla") -> str:
-    await db.execute(
-        "INSERT INTO connections (id, organization_id, source, name, secret, settings, created) "
-        "VALUES ($1, $2, $3, 'c', 's', '{}'::jsonb, now())",
-        conn_id,
-        org,
-        source,
-    )
-    return conn_id
+async def _connection(settings: Settings, org: str, source: str = "salla") -> str:
+    return (await make_connection(settings, organization_id=org, source=source)).id
 
 
 async def _event(
@@ -70,15 +64,15 @@ async def _event(
 
 
 @pytest.fixture
-async def seeded(db: asyncpg.Connection, auth: dict[str, str]) -> dict[str, str]:
+async def seeded(settings: Settings, db: asyncpg.Connection, auth: dict[str, str]) -> dict[str, str]:
     """Events of two connections of 'acme', one of another organization."""
     org = await _org(db)
-    salla = await _connection(db, org, "conn_salla")
-    zid = await _connection(db, org, "conn_zid", "zid")
+    salla = await _connection(settings, org)
+    zid = await _connection(settings, org, "zid")
     await _event(db, org, salla, "ie_1", status="processed", order_ids=["ord_1"], processed_at=T0)
     await _event(db, org, salla, "ie_2", status="failed", error="data.id: missing", received_at=T0 + timedelta(1))
     await _event(db, org, zid, "ie_3", source="zid", received_at=T0 + timedelta(2))
-    return {"org": org}
+    return {"org": org, "zid": zid}
 
 
 async def _list(client: Client, auth: dict[str, str], query: str = "") -> dict[str, Any]:
@@ -95,7 +89,7 @@ async def test_list_is_newest_first_and_filters(client: Client, auth: dict[str, 
     assert "payload" not in everything["data"][0]
     assert [e["id"] for e in (await _list(client, auth, "?source=salla"))["data"]] == ["ie_2", "ie_1"]
     assert [e["id"] for e in (await _list(client, auth, "?status=failed"))["data"]] == ["ie_2"]
-    assert [e["id"] for e in (await _list(client, auth, "?connection_id=conn_zid"))["data"]] == ["ie_3"]
+    assert [e["id"] for e in (await _list(client, auth, f"?connection_id={seeded['zid']}"))["data"]] == ["ie_3"]
     assert (await _list(client, auth, "?source=salla&status=received"))["data"] == []
     page = await _list(client, auth, "?per_page=2&page=2")
     assert [e["id"] for e in page["data"]] == ["ie_1"]
@@ -128,10 +122,10 @@ async def test_detail_shows_payload_error_and_metadata(
 
 
 async def test_detail_decodes_bad_utf8_and_redacts_credentials(
-    client: Client, auth: dict[str, str], db: asyncpg.Connection
+    client: Client, auth: dict[str, str], settings: Settings, db: asyncpg.Connection
 ) -> None:
     org = await _org(db)
-    conn = await _connection(db, org, "conn_x")
+    conn = await _connection(settings, org)
     await _event(
         db,
         org,

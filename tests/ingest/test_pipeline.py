@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from typing import Any
 
@@ -12,33 +10,22 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from hub.keys import SETTINGS
-from tests.conftest import data_path, eventually
+from hub.settings import Settings
+from tests.factories import make_connection, signed_headers
+from tests.helpers.files import data_path
+from tests.helpers.polling import eventually
 
 Client = TestClient[Any, Any]
 SECRET = "salla-webhook-secret"
 
 
-async def _connection(db: asyncpg.Connection, source: str = "salla", secret: str = SECRET) -> str:
+async def _connection(settings: Settings, db: asyncpg.Connection, source: str = "salla", secret: str = SECRET) -> str:
     org = await db.fetchval("SELECT id FROM organizations WHERE name = 'acme' AND NOT is_test")
-    conn_id = f"conn_test_{source}"
-    await db.execute(
-        "INSERT INTO connections (id, organization_id, source, name, secret, settings, created) "
-        "VALUES ($1, $2, $3, 'test', $4, '{}'::jsonb, now())",
-        conn_id,
-        org,
-        source,
-        secret,
-    )
-    return conn_id
+    return (await make_connection(settings, organization_id=org, source=source, secret=secret)).id
 
 
 def _salla(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {
-        "X-Salla-Signature": signature,
-        "Content-Type": "application/json",
-        "X-Salla-Security-Strategy": "Signature",
-    }
+    return signed_headers("salla", body, secret)
 
 
 def _payload(name: str) -> bytes:
@@ -46,9 +33,9 @@ def _payload(name: str) -> bytes:
 
 
 async def test_signed_salla_webhook_becomes_one_order(
-    client: Client, db: asyncpg.Connection, auth: dict[str, str], worker: Any
+    client: Client, settings: Settings, db: asyncpg.Connection, auth: dict[str, str], worker: Any
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     body = _payload("salla_order_created.json")
     resp = await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body))
     assert resp.status == 200, await resp.text()
@@ -76,9 +63,9 @@ async def test_signed_salla_webhook_becomes_one_order(
 
 
 async def test_status_update_after_create_moves_the_status(
-    client: Client, db: asyncpg.Connection, auth: dict[str, str], worker: Any
+    client: Client, settings: Settings, db: asyncpg.Connection, auth: dict[str, str], worker: Any
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     created = _payload("salla_order_created.json")
     event = json.loads(_payload("salla_order_status_updated.json"))
     # Salla's status event carries the whole order (issue 19): the same order, its status moved on.
@@ -92,7 +79,7 @@ async def test_status_update_after_create_moves_the_status(
         assert resp.status == 200
 
     async def all_done() -> bool:
-        return await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2
+        return bool(await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2)
 
     await eventually(all_done)
     assert await db.fetchval("SELECT count(*) FROM orders") == 1
@@ -100,6 +87,7 @@ async def test_status_update_after_create_moves_the_status(
     # order.updated: the fulfilment moved to fulfilled with the status (the event carries the whole order)
     assert types == ["order.created", "order.updated", "order.status_changed"]
     order = await db.fetchrow("SELECT * FROM orders")
+    assert order is not None
     assert order["status"] == "shipped"
     assert order["fulfillment_status"] == "fulfilled"
     assert order["customer_name"]  # the status event kept the rest of the order
@@ -114,16 +102,16 @@ async def test_status_update_after_create_moves_the_status(
     assert resp.status == 200
 
     async def three_done() -> bool:
-        return await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 3
+        return bool(await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 3)
 
     await eventually(three_done)
     assert await db.fetchval("SELECT status FROM orders") == "shipped"
 
 
 async def test_forged_signature_is_401_and_nothing_stored(
-    client: Client, db: asyncpg.Connection, auth: dict[str, str]
+    client: Client, settings: Settings, db: asyncpg.Connection, auth: dict[str, str]
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     body = _payload("salla_order_created.json")
     resp = await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body, "wrong-secret"))
     assert resp.status == 401
@@ -137,18 +125,18 @@ async def test_forged_signature_is_401_and_nothing_stored(
 
 
 async def test_unknown_source_or_connection_is_404(
-    client: Client, db: asyncpg.Connection, auth: dict[str, str]
+    client: Client, settings: Settings, db: asyncpg.Connection, auth: dict[str, str]
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     assert (await client.post(f"/hooks/nosuch/{conn_id}", data=b"{}")).status == 404
     assert (await client.post("/hooks/salla/conn_missing", data=b"{}")).status == 404
     assert (await client.post(f"/hooks/zid/{conn_id}", data=b"{}")).status == 404
 
 
 async def test_unreadable_payload_is_kept_as_failed_event(
-    client: Client, db: asyncpg.Connection, auth: dict[str, str], worker: Any
+    client: Client, settings: Settings, db: asyncpg.Connection, auth: dict[str, str], worker: Any
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     for body in (b"this is not json", b'{"event": "order.created", "data": {"no": "id"}}'):
         resp = await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body))
         assert resp.status == 200
@@ -170,16 +158,16 @@ async def test_unreadable_payload_is_kept_as_failed_event(
 async def test_body_over_limit_is_413(
     client: Client, db: asyncpg.Connection, auth: dict[str, str], settings: Any
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     body = b"x" * (settings.max_body_bytes + 1)
     resp = await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body))
     assert resp.status == 413
 
 
 async def test_status_event_before_the_full_order_still_ends_complete(
-    client: Client, db: asyncpg.Connection, auth: dict[str, str], worker: Any
+    client: Client, settings: Settings, db: asyncpg.Connection, auth: dict[str, str], worker: Any
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     created = _payload("salla_order_created.json")
     event = json.loads(_payload("salla_order_status_updated.json"))
     # Salla's status event carries the whole order (issue 19): the same order, its status moved on.
@@ -192,10 +180,11 @@ async def test_status_event_before_the_full_order_still_ends_complete(
         assert resp.status == 200
 
     async def both_done() -> bool:
-        return await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2
+        return bool(await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2)
 
     await eventually(both_done)
     order = await db.fetchrow("SELECT * FROM orders")
+    assert order is not None
     assert order["status"] == "shipped"  # the newer status wins
     assert order["customer_name"]  # the late full order filled what was missing
     assert order["products"]
@@ -203,9 +192,9 @@ async def test_status_event_before_the_full_order_still_ends_complete(
 
 
 async def test_deletion_topic_soft_deletes_and_emits_order_deleted(
-    client: Client, db: asyncpg.Connection, auth: dict[str, str], worker: Any
+    client: Client, settings: Settings, db: asyncpg.Connection, auth: dict[str, str], worker: Any
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     created = _payload("salla_order_created.json")
     deleted = json.loads(created)
     deleted["event"] = "order.deleted"
@@ -214,7 +203,7 @@ async def test_deletion_topic_soft_deletes_and_emits_order_deleted(
         assert resp.status == 200
 
     async def both_done() -> bool:
-        return await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2
+        return bool(await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == 2)
 
     await eventually(both_done)
     assert await db.fetchval("SELECT deleted_at IS NOT NULL FROM orders")
@@ -224,9 +213,9 @@ async def test_deletion_topic_soft_deletes_and_emits_order_deleted(
 
 
 async def test_older_update_after_deletion_does_not_revive_the_order(
-    client: Client, db: asyncpg.Connection, auth: dict[str, str], worker: Any
+    client: Client, settings: Settings, db: asyncpg.Connection, auth: dict[str, str], worker: Any
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     created = json.loads(_payload("salla_order_created.json"))
     deleted = json.loads(json.dumps(created))
     deleted["event"] = "order.deleted"
@@ -236,7 +225,7 @@ async def test_older_update_after_deletion_does_not_revive_the_order(
         assert (await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body))).status == 200
 
     async def done(n: int) -> bool:
-        return await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == n
+        return bool(await db.fetchval("SELECT count(*) FROM inbound_events WHERE status = 'processed'") == n)
 
     await eventually(lambda: done(2))
     late = json.loads(json.dumps(created))
@@ -249,9 +238,9 @@ async def test_older_update_after_deletion_does_not_revive_the_order(
 
 
 async def test_nul_in_topic_or_error_is_stored_not_looped(
-    client: Client, db: asyncpg.Connection, auth: dict[str, str], worker: Any
+    client: Client, settings: Settings, db: asyncpg.Connection, auth: dict[str, str], worker: Any
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
     body = json.dumps({"event": "order.cre\u0000ated", "data": {"id": "x\u0000", "nested": "\ud800"}}).encode()
     assert (await client.post(f"/hooks/salla/{conn_id}", data=body, headers=_salla(body))).status == 200
 
@@ -262,9 +251,9 @@ async def test_nul_in_topic_or_error_is_stored_not_looped(
 
 
 async def test_the_worker_listens_again_when_its_listening_connection_is_killed(
-    client: Client, db: asyncpg.Connection, auth: dict[str, str], worker: Any
+    client: Client, settings: Settings, db: asyncpg.Connection, auth: dict[str, str], worker: Any
 ) -> None:
-    conn_id = await _connection(db)
+    conn_id = await _connection(settings, db)
 
     async def listening(other_than: int = 0) -> int | None:
         pid: int | None = await db.fetchval(

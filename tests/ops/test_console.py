@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from hub.ops import console
 from tests.faults.platform import make_event, sign
-from tests.ops.conftest import FAILED_INBOUND, RETRYING, seed, seed_retrying
+from tests.helpers.ops_state import FAILED_INBOUND, RETRYING, seed, seed_retrying
 
 
 async def test_failures_are_reported_once_each_then_a_summary(db: asyncpg.Connection, redis_client: Any) -> None:

@@ -15,7 +15,7 @@ from hub.db import create_pool
 from hub.ops import metrics
 from hub.ops import stats as ops_stats
 from hub.settings import Settings
-from tests.ops.conftest import EP_OFF, EP_OK, EP_RETRY, seed, seed_retrying
+from tests.helpers.ops_state import EP_OFF, EP_OK, EP_RETRY, seed, seed_retrying
 
 Client = TestClient[Any, Any]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

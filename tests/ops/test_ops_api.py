@@ -12,7 +12,7 @@ from hub.db import create_pool
 from hub.errors import Conflict, NotFound
 from hub.ops import actions as svc
 from hub.settings import Settings
-from tests.ops.conftest import (
+from tests.helpers.ops_state import (
     DISABLED_REASON,
     EP_OFF,
     EP_OK,

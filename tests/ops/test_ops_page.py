@@ -24,8 +24,7 @@ from aiohttp.test_utils import TestServer
 from hub import queue
 from hub.app import create_app
 from hub.settings import Settings
-from tests.conftest import eventually
-from tests.ops.conftest import (
+from tests.helpers.ops_state import (
     DISABLED_REASON,
     EP_OFF,
     EP_RETRY,
@@ -36,6 +35,7 @@ from tests.ops.conftest import (
     seed,
     seed_retrying,
 )
+from tests.helpers.polling import eventually
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from hub.settings import Settings
-from tests.ops.conftest import DISABLED_REASON, FAILED_DELIVERY, FAILED_INBOUND, RETRYING, seed, seed_retrying
+from tests.helpers.ops_state import DISABLED_REASON, FAILED_DELIVERY, FAILED_INBOUND, RETRYING, seed, seed_retrying
 
 
 def _status(settings: Settings, *args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:

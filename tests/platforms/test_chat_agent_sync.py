@@ -33,8 +33,8 @@ from hub.platforms.chat_remote import (
 )
 from hub.platforms.targets import load_target
 from hub.settings import Settings
-from tests.conftest import eventually
 from tests.fakes.chat_agent_server import API_KEY, FakeChatAgent, make_order
+from tests.helpers.polling import eventually
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from connectors import get_connector
 from connectors.base import RawRequest
-from hub.platforms import salla
 from hub.platforms.chat_client import pinned_session
 from hub.platforms.chat_remote import AuthRevoked, PermanentRemoteError, TransientRemoteError
+from hub.platforms.clients import salla
 from hub.platforms.pull import OrdersPage
 from tests.fakes.salla_store import FakeSalla
 

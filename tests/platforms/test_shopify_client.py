@@ -12,9 +12,9 @@ import pytest
 
 from connectors import get_connector
 from connectors.base import RawRequest, SignatureError
-from hub.platforms import shopify
 from hub.platforms.chat_client import pinned_session
 from hub.platforms.chat_remote import AuthRevoked, PermanentRemoteError, TransientRemoteError
+from hub.platforms.clients import shopify
 from tests.fakes.receiver import Receiver
 from tests.fakes.shopify_store import FakeShopify
 

@@ -116,6 +116,7 @@ async def test_outage_scenario_ends_with_the_shops_exact_state(
     row = await db.fetchrow(
         "SELECT fulfillment_status FROM orders WHERE source = 'shopify' AND external_id = $1", str(history[2]["id"])
     )
+    assert row is not None
     assert row["fulfillment_status"] == "fulfilled"
     sync = await _sync(db, conn_id)
     assert sync["orders_missed_by_webhooks"] == 3

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from connectors import get_connector
 from connectors.base import RawRequest
-from hub.platforms import zid
 from hub.platforms.chat_client import pinned_session
 from hub.platforms.chat_remote import AuthRevoked, PermanentRemoteError, TransientRemoteError
+from hub.platforms.clients import zid
 from hub.platforms.pull import OrdersPage
 from tests.fakes.zid_store import FakeZid
 

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import create_app
 from hub.settings import Settings
-from tests.conftest import make_key
+from tests.factories import make_key
 from tests.faults.checks import record
 from tests.faults.platform import make_event, sign
 from tests.security.server import hub_serve

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hub.ops.metrics import REJECTS_KEY
+from hub.ops.rejects import REJECTS_KEY
 from hub.platforms.shops import same_shop, shop_of_request
 
 Client = TestClient[Any, Any]

@@ -23,8 +23,8 @@ from hub.delivery import endpoints as svc
 from hub.delivery.targets import TargetPolicy
 from hub.errors import ValidationFailed
 from hub.settings import Settings
-from tests.conftest import eventually
 from tests.fakes.receiver import Receiver, redirect
+from tests.helpers.polling import eventually
 
 Client = TestClient[Any, Any]
 

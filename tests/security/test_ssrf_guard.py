@@ -24,7 +24,6 @@ from hub.platforms.chat_remote import PermanentRemoteError
 from hub.settings import Settings
 from hub.ssrf_http import pinned_session as guarded_session
 
-PRIVATE_ONLY = {"allow_private": True, "allow_loopback": False}
 EVERYTHING = {"allow_private": True, "allow_loopback": True}
 
 
@@ -45,7 +44,7 @@ async def remote() -> AsyncIterator[tuple[str, list[web.Request]]]:
 
 async def test_allow_private_does_not_open_loopback_to_the_pull(remote: tuple[str, list[web.Request]]) -> None:
     base_url, seen = remote
-    async with pinned_session(**PRIVATE_ONLY) as http:
+    async with pinned_session(allow_private=True, allow_loopback=False) as http:
         client = ChatAgentClient(http, base_url=base_url, api_key="sk_live_tenant_key")
         with pytest.raises(PermanentRemoteError, match="loopback"):
             await client.fetch_orders(date_from=date(2020, 1, 1), page=1, per_page=100)
@@ -63,7 +62,7 @@ async def test_allow_private_does_not_open_loopback_to_the_pull(remote: tuple[st
     ],
 )
 async def test_metadata_and_link_local_are_refused_whatever_the_settings(url: str) -> None:
-    async with pinned_session(**EVERYTHING) as http:
+    async with pinned_session(allow_loopback=True, allow_private=True) as http:
         with pytest.raises(ssrf.UnsafeUrlError):
             await http.get(url, allow_redirects=False)
     with pytest.raises(ssrf.UnsafeUrlError):

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import create_app
 from hub.settings import Settings
-from tests.conftest import make_key
+from tests.factories import make_key
 from tests.fakes.receiver import Receiver
 from tests.faults.platform import make_event, sign
 

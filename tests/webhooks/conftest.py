@@ -16,8 +16,8 @@ from hub import queue
 from hub.delivery.outbox import NewEvent, record_events
 from hub.queue import wake_deliveries
 from hub.settings import Settings
-from tests.conftest import running_worker
 from tests.fakes.receiver import Received, Receiver
+from tests.helpers.worker import running_worker
 
 __all__ = ["running_worker"]
 

@@ -34,8 +34,8 @@ from connectors.woocommerce import normalize_order
 from hub import ssrf
 from hub.platforms.chat_client import read_capped
 from hub.platforms.chat_remote import AuthRevoked, PermanentRemoteError, TransientRemoteError
+from hub.platforms.clients.shopify import origin_error, retry_after_seconds
 from hub.platforms.pull import OrdersPage, RemoteWebhook, Sleep
-from hub.platforms.shopify import origin_error, retry_after_seconds
 
 SOURCE = "woocommerce"
 PAGE_SIZE = 100  # the schema's maximum of ``per_page``
