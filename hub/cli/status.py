@@ -34,7 +34,7 @@ def status(data_dir: DataDir = None, json_out: JsonOut = False) -> None:
         return
     console.print(render(result))
     # Printed apart, without wrapping or cropping: a URL cut at the terminal's edge is no use to copy.
-    for line in retrying_lines(result):
+    for line in [*retrying_lines(result), *connection_lines(result)]:
         console.print(line, soft_wrap=True)
 
 
@@ -190,6 +190,25 @@ def retrying_lines(s: Summary) -> list[Text]:
                 f"  {r.url}  {r.retrying} retrying  next {_next(r.next_attempt_at)} ({r.next_delivery_id})"
                 f"  last error: {error or '–'}",
                 style="yellow",
+            )
+        )
+    return lines
+
+
+def connection_lines(s: Summary) -> list[Text]:
+    """One line per pulled platform connection: state, last sync, orders webhooks missed, last error."""
+    if not s.connections:
+        return []
+    styles = {"failed": "yellow", "needs_attention": "red"}
+    lines = [Text("Platform connections (pull sync; POST /api/v1/connections/{id}/sync to sync now):")]
+    for c in s.connections:
+        last = c.last_synced_at or "never"
+        error = f"  last error: {c.last_error}" if c.last_error else ""
+        lines.append(
+            Text(
+                f"  {c.id} {c.source} '{c.name}'  {c.state}  last sync {last}  {c.orders_seen} seen  "
+                f"{c.orders_missed_by_webhooks} missed by webhooks{error}",
+                style=styles.get(c.state, ""),
             )
         )
     return lines

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from hub.db import Conn
 from hub.delivery.ledger import retry_delivery
 from hub.ingest.events import retry_inbound_event
+from hub.ops import connections as ops_connections
 from hub.ops import retrying as ops_retrying
 from hub.ops import stats as ops_stats
 from hub.ops.retrying import display_url
@@ -153,6 +154,8 @@ class Summary(BaseModel):
     #: Endpoints whose deliveries are failing but still retrying, and the latest such deliveries.
     retrying: list[ops_retrying.RetryingEndpoint]
     retrying_deliveries: list[ops_retrying.RetryingDelivery]
+    #: Pulled platform connections: sync state, last sync, orders webhooks missed.
+    connections: list[ops_connections.ConnectionLine]
     charts: Charts
 
 
@@ -276,6 +279,7 @@ async def summary(
         endpoints = await _endpoint_rows(conn, aggregates.endpoints, {r.endpoint_id: r.retrying for r in retrying})
         failed_inbound = await _failed_inbound(conn)
         failed_deliveries = await _failed_deliveries(conn)
+    connections = await ops_connections.connection_lines(pool)
     now = time.time()
     return Summary(
         generated_at=datetime.fromtimestamp(now, UTC),
@@ -302,6 +306,7 @@ async def summary(
         failed_inbound=failed_inbound,
         failed_deliveries=failed_deliveries,
         retrying=retrying,
+        connections=connections,
         retrying_deliveries=retrying_deliveries,
         charts=aggregates.charts,
     )

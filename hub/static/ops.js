@@ -276,6 +276,24 @@
     document.getElementById("status-text").textContent = text;
   }
 
+  function renderConnections(rows) {
+    // Pulled platform connections: a revoked token shows here (needs_attention) with the platform's reason.
+    document.getElementById("connections-panel").dataset.count = String(rows.length);
+    const body = document.querySelector("#connections tbody");
+    if (!rows.length) {
+      body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "empty" }, "No connection with platform credentials")));
+      return;
+    }
+    const tone = { idle: "", running: "", failed: "warn", needs_attention: "bad" };
+    body.replaceChildren(...rows.map((c) => el("tr", { "data-connection": c.id, "data-state": c.state },
+      el("td", { class: "name", title: `${c.id} · ${c.organization_id}` }, `${c.source} · ${c.name}`),
+      cell(c.state.replace("_", " "), tone[c.state] || ""),
+      cell(c.last_synced_at ? ago(c.last_synced_at) : "never", "when", c.last_synced_at || ""),
+      cell(int(c.orders_seen), "num"),
+      cell(int(c.orders_missed_by_webhooks), `num ${c.orders_missed_by_webhooks ? "warn" : ""}`),
+      cell(c.last_error || "", "error bad"))));
+  }
+
   function render(d) {
     renderKpis(d);
     const c = d.charts;
@@ -286,6 +304,7 @@
     renderEndpoints(d.endpoints);
     renderFailures("inbound", "failed-inbound", d.failed_inbound);
     renderRetrying(d.retrying);
+    renderConnections(d.connections || []);
     renderFailures("delivery", "failed-deliveries", d.failed_deliveries, d.deliveries.retrying);
     const at = new Date(d.generated_at).toLocaleTimeString();
     setStatus("live", `live · updated ${at} · rates ${Math.round(d.stats_age_seconds)} s old`);

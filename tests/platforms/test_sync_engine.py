@@ -169,3 +169,29 @@ async def test_credentials_and_sync_route_errors(client: TestClient[Any, Any], a
     assert resp.status in (400, 422)
     resp = await client.post("/api/v1/connections/conn_nope/sync", headers=auth)
     assert resp.status == 404
+
+
+async def test_ops_summary_and_hub_status_show_each_pulled_connection(
+    client: TestClient[Any, Any], auth: dict[str, str], pool: asyncpg.Pool, settings: Settings
+) -> None:
+    from hub import queue
+    from hub.cli.status import connection_lines
+    from hub.ops.actions import summary
+
+    async with FakeChatAgent(orders=[make_order(1)]) as fake:
+        conn = await _create(client, auth, fake.base_url)
+        fake.api_key = "revoked"
+        with pytest.raises(AuthRevoked):
+            await _run(pool, conn["id"])
+    assert settings.redis_url is not None
+    redis = await queue.connect(settings.redis_url)
+    try:
+        found = await summary(pool, redis, max_age=0)
+    finally:
+        await redis.aclose()
+    [line] = [c for c in found.connections if c.id == conn["id"]]
+    assert line.state == "needs_attention"
+    assert "401" in (line.last_error or "")
+    text = "\n".join(str(t) for t in connection_lines(found))
+    assert conn["id"] in text
+    assert "needs_attention" in text
