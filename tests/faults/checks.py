@@ -111,7 +111,7 @@ async def check_orders(hub: Hub, events: Sequence[Event], organization_id: str) 
 
 
 async def check_accepted_stored(hub: Hub, log: SendLog) -> None:
-    """Every inbound id that got a 202 exists and was processed."""
+    """Every inbound id that got a 200 exists and was processed."""
     conn = await hub.connect()
     try:
         rows = await conn.fetch(
@@ -121,7 +121,7 @@ async def check_accepted_stored(hub: Hub, log: SendLog) -> None:
         await conn.close()
     found = {r["id"]: r["status"] for r in rows}
     missing = set(log.accepted.values()) - set(found)
-    assert not missing, f"{len(missing)} events answered 202 are not stored, e.g. {sorted(missing)[:5]}"
+    assert not missing, f"{len(missing)} events answered 200 are not stored, e.g. {sorted(missing)[:5]}"
     unprocessed = {i: s for i, s in found.items() if s != "processed"}
     assert not unprocessed, f"{len(unprocessed)} accepted events not processed: {list(unprocessed.items())[:5]}"
 

@@ -4,7 +4,7 @@ Each test runs a whole hub (``hub serve`` + ``hub worker``) on its own embedded 
 sends a burst of signed ``generic`` webhooks (several versions of each order, clocks increasing)
 while a subscriber receives ``order.*``, breaks something half-way, and then checks DESIGN's
 promises: every order exactly once in its newest state, every emitted event delivered at least
-once under its own ``webhook-id``, every 202 stored and processed, and no 5xx (503 only while
+once under its own ``webhook-id``, every 200 stored and processed, and no 5xx (503 only while
 Postgres is down). The time to full recovery is recorded for docs/reliability.md.
 """
 
@@ -105,7 +105,7 @@ async def test_baseline_burst_without_a_fault(hub: Hub, receiver: Receiver) -> N
         return {}
 
     figures = await burst_with_fault(hub, receiver, "calm", nothing)
-    assert figures["statuses"] == {"202": figures["ingests"]}
+    assert figures["statuses"] == {"200": figures["ingests"]}
     record("baseline", **figures)
 
 
@@ -119,7 +119,7 @@ async def test_worker_sigkilled_mid_burst_loses_nothing(hub_at_defaults: Hub, re
         return {"exit_code": code, "down_s": round(time.monotonic() - killed, 2)}
 
     figures = await burst_with_fault(hub_at_defaults, receiver, "kill", kill_and_restart)
-    assert figures["statuses"] == {"202": figures["ingests"]}, "a sender saw something other than 202"
+    assert figures["statuses"] == {"200": figures["ingests"]}, "a sender saw something other than 200"
     assert figures["exit_code"] == -signal.SIGKILL
     assert figures["recovery_after_fault_s"] < RECOVERY_BOUND
     record("worker_sigkill", **figures)
@@ -131,7 +131,7 @@ async def test_redis_flushed_mid_burst_loses_nothing(hub: Hub, receiver: Receive
         return {}
 
     figures = await burst_with_fault(hub, receiver, "flush", flush)
-    assert figures["statuses"] == {"202": figures["ingests"]}, "a sender saw something other than 202"
+    assert figures["statuses"] == {"200": figures["ingests"]}, "a sender saw something other than 200"
     assert figures["recovery_after_fault_s"] < RECOVERY_BOUND
     assert all(p.alive for p in hub.procs), "a process died of the flush"
     record("redis_flushall", **figures)
@@ -143,7 +143,7 @@ async def test_redis_restarted_mid_burst_loses_nothing(hub: Hub, receiver: Recei
         return {"redis_down_s": round(away, 2)}
 
     figures = await burst_with_fault(hub, receiver, "rrestart", restart)
-    assert figures["statuses"] == {"202": figures["ingests"]}, "a sender saw something other than 202"
+    assert figures["statuses"] == {"200": figures["ingests"]}, "a sender saw something other than 200"
     assert figures["recovery_after_fault_s"] < RECOVERY_BOUND
     assert all(p.alive for p in hub.procs), "a process died when Redis restarted"
     record("redis_restart", **figures)
@@ -160,6 +160,6 @@ async def test_postgres_stopped_mid_burst_503_then_recovers_by_itself(hub: Hub, 
     figures = await burst_with_fault(hub, receiver, "pgdown", outage, at=0.3, retry_5xx=True)
     statuses = {int(k): v for k, v in figures["statuses"].items()}
     assert 503 in statuses, "Postgres was down but no sender saw 503"
-    assert set(statuses) <= {202, 503}, f"senders saw {statuses}: only 202 and 503 are acceptable"
+    assert set(statuses) <= {200, 503}, f"senders saw {statuses}: only 200 and 503 are acceptable"
     assert all(p.alive for p in hub.procs), "a process died while Postgres was down"
     record("postgres_stop", **figures)
