@@ -34,6 +34,7 @@ def test_constants() -> None:
     assert set(t.FINAL) == {"cancelled", "returned"}
     assert set(t.TRANSITIONS) == set(t.STATUSES)
     assert len(t.EVENT_TYPES) == 8
+    assert t.CONNECTION_EVENT_TYPES == ("connection.needs_attention",)
     assert set(t.EVENT_TYPES) == {
         "order.created",
         "order.updated",

@@ -111,6 +111,7 @@ async def sync_connection(request: web.Request) -> web.Response:
     summary="Register the hub's inbound URL at the platform again; 202, result in data.subscriptions",
     response=svc.ConnectionOut,
     status=202,
+    extra_statuses=(422,),
 )
 async def subscribe_connection(request: web.Request) -> web.Response:
     connection_id = await _pullable(request)

@@ -24,7 +24,7 @@ from importlib import resources
 from aiohttp import web
 
 from hub.api._router import Router
-from hub.errors import Unauthorized
+from hub.errors import RateLimited, Unauthorized
 from hub.keys import LIMITER, PG_POOL, REDIS, SETTINGS
 from hub.ops import actions as svc
 from hub.ops.actions import Retried
@@ -187,19 +187,24 @@ async def ops_login_form(request: web.Request) -> web.Response:
     auth=None,
     content_type="text/html",
     status=303,
-    extra_statuses=(401,),
+    extra_statuses=(401, 429),
 )
 async def ops_login(request: web.Request) -> web.Response:
     secret = _secret(request)
     if secret is None:
         return _login_page("Ops access is not configured on this hub: set HUB_OPS_TOKEN.", status=401)
     limiter, client = request.app[LIMITER], request.remote or "unknown"
-    await limiter.refuse_if_spent(limiter.ops_login, "ops-login", client)  # even the right token waits
-    form = await request.post()
-    token = form.get("token")
-    if not isinstance(token, str) or not _same(token.strip(), secret):
-        await limiter.check(limiter.ops_login, "ops-login", client)  # counts the failure; 429 once over
-        return _login_page("Wrong token.", status=401)
+    try:
+        await limiter.refuse_if_spent(limiter.ops_login, "ops-login", client)  # even the right token waits
+        form = await request.post()
+        token = form.get("token")
+        if not isinstance(token, str) or not _same(token.strip(), secret):
+            await limiter.check(limiter.ops_login, "ops-login", client)  # counts the failure; 429 once over
+            return _login_page("Wrong token.", status=401)
+    except RateLimited as exc:  # a login form answers with a page, like its 401
+        page = _login_page(f"Too many failed attempts: try again in {exc.retry_after} s.", status=429)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     return _with_session(_see_other("/ops"), request, secret)
 
 

@@ -27,7 +27,7 @@ from hub.delivery.targets import TargetPolicy, check_url
 from hub.errors import Conflict, NotFound, ValidationFailed
 from hub.ids import new_id
 from hub.models import Delivery, OrderEvent, WebhookEndpoint
-from hub.orders.transitions import EVENT_TYPES
+from hub.orders.transitions import SUBSCRIBABLE_EVENT_TYPES as EVENT_TYPES
 from hub.ssrf import Resolver, UnsafeUrlError, validate_url
 
 __all__ = [
@@ -67,7 +67,7 @@ def _pattern(value: str) -> str:
         return value
     if value.endswith(".*") and any(t.startswith(value[:-1]) for t in EVENT_TYPES):
         return value
-    known = ", ".join((*EVENT_TYPES, "order.*", "*"))
+    known = ", ".join((*EVENT_TYPES, "order.*", "connection.*", "*"))
     raise PydanticCustomError(
         "event_type", "unknown event type '{value}' (known: {known})", {"value": value, "known": known}
     )

@@ -13,12 +13,14 @@ from typing import Any
 
 __all__ = [
     "BOOKKEEPING_FIELDS",
+    "CONNECTION_EVENT_TYPES",
     "EVENT_TYPES",
     "FINAL",
     "FULFILLMENT_STATUSES",
     "PAYMENT_STATUSES",
     "STATUSES",
     "STATUS_ALIASES",
+    "SUBSCRIBABLE_EVENT_TYPES",
     "TRANSITIONS",
     "InvalidTransition",
     "canonical_status",
@@ -68,8 +70,12 @@ EVENT_TYPES: tuple[str, ...] = (
     "order.returned",
     "order.payment_updated",
     "order.deleted",
-    "connection.needs_attention",
 )
+
+#: Events about a connection rather than an order (``connection.*``), e.g. a revoked platform token.
+CONNECTION_EVENT_TYPES: tuple[str, ...] = ("connection.needs_attention",)
+#: Everything an endpoint may subscribe to.
+SUBSCRIBABLE_EVENT_TYPES: tuple[str, ...] = EVENT_TYPES + CONNECTION_EVENT_TYPES
 
 #: Fields that change as a side effect of any write (timestamps, history, the source's clock), so a
 #: difference in them alone is not an update a subscriber needs to hear about.

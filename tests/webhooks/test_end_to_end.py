@@ -72,6 +72,7 @@ def _status_event(created: dict[str, Any], slug: str, when: str) -> bytes:
     event = copy.deepcopy(event)
     # Salla's status event carries the whole order (issue 19): the same order, its status moved on.
     event["data"]["order"] = {**created["data"], "status": {**event["data"]["order"]["status"], "slug": slug}}
+    event["merchant"] = created["merchant"]  # the same store: a connection is bound to one
     event["created_at"] = f"Sun Mar 10 2024 {when} GMT+0300"
     event["data"]["created_at"] = {"date": f"2024-03-10 {when}.000000", "timezone_type": 3, "timezone": "Asia/Riyadh"}
     return json.dumps(event).encode()
