@@ -1,31 +1,13 @@
 """Claiming due deliveries for sending, and finding the ones a lost job left behind.
 
-A claim sets ``leased_until`` (and ``lease_owner``, the claiming worker process) on due ``pending``
-rows; while the lease runs no other worker touches them, and if the worker dies the lease simply
-expires and the row is due again. The value written is also the lease's token: recording an
-outcome only changes the row if the token still matches.
-
-A process claims an endpoint's rows *ahead* of sending them (up to ``per_endpoint`` held at once)
-and sends them from its own queue, at most ``webhook_endpoint_concurrency`` at a time: one claim
-feeds many requests, so claiming is off the per-request path (see :mod:`hub.delivery.pipeline`).
-
-Per-endpoint concurrency cap, across every worker process: an endpoint is claimable only by the
-process that holds its live leases, or by anyone once it has none. So one process at a time sends
-to an endpoint, and that process bounds its own requests. Checking ownership and claiming must not
-interleave between processes, so claims run one at a time under a Postgres transaction-level
-advisory lock (a claim is one statement, a few milliseconds, and yields up to a whole batch);
-``FOR UPDATE SKIP LOCKED`` still steps around rows an API retry or a recording transaction holds
-at that moment.
-
-Fresh rows need no claim of their own: the transaction that writes them (an ingest batch) may
-lease them for its own process with :func:`lease_fresh`, under the same rules and the same lock,
-taken without waiting (a busy lock just leaves the rows to a claim). The lease then commits with the
-rows, so a row is never visible unleased to another claimer and sending starts without three more
-round trips and a second commit.
-
-Fairness: candidates are taken per endpoint (the oldest due rows of each endpoint the process may
-claim, up to what it may still hold), so a backlog stuck behind one slow endpoint never crowds the
-others out of a batch.
+A claim sets ``leased_until`` and ``lease_owner`` on due ``pending`` rows: no other worker touches
+them until the lease expires, and recording an outcome only changes a row whose lease still matches.
+An endpoint is claimable only by the process holding its live leases (or by anyone once it has none),
+so the per-endpoint concurrency cap holds across processes; claims run one at a time under a
+transaction-level advisory lock, with ``FOR UPDATE SKIP LOCKED``, taking the oldest due rows per
+endpoint so one slow endpoint never crowds the others out. An ingest batch may lease its fresh rows in
+its own transaction (:func:`lease_fresh`), under the same rules. The design and its figures are in
+``docs/webhooks.md`` ("Isolation and the per-endpoint cap", "Delivery mechanics").
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Upsert normalized source orders by ``(organization, source, external_id)`` and write their events.
 
-Used by the ingest worker (platform webhooks) and the chat-agent pull sync alike, always inside
+Used by the ingest worker (platform webhooks) and the platform pull sync alike, always inside
 the caller's transaction so the orders, their ``order.*`` events and the deliveries commit together.
 
-Rules (DESIGN "Unified order"):
+Rules (the unified order's ingestion rules, docs/api.md):
 - the source is authoritative: its status is applied as given (no transition table);
 - the source's own version clock decides staleness: an event older than what is stored never
   overwrites newer data (equal clocks are applied; a replay changes nothing, so emits nothing).
