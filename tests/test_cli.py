@@ -17,6 +17,14 @@ import psutil
 from hub.settings import Settings
 
 
+def _cmdline(process: psutil.Process) -> str:
+    """A process's command line, or "" for one that ended (or became a zombie) while we looked."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # ZombieProcess is a NoSuchProcess
+        return ""
+
+
 def _hub(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hub", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
@@ -87,9 +95,7 @@ def test_hub_up_embedded_then_sigterm_leaves_nothing(tmp_path: Path, free_port: 
             time.sleep(0.2)
         assert status == 200, "hub up did not become ready within 30 s"
         children = _descendants(proc.pid)
-        assert any(
-            "postgres" in " ".join(c.cmdline()) for c in psutil.process_iter() if str(data) in " ".join(c.cmdline())
-        )
+        assert any("postgres" in line for line in map(_cmdline, psutil.process_iter()) if str(data) in line)
 
         created = _hub("keys", "create", "--org", "acme", "--data-dir", str(data), env=_clean_env())
         assert created.returncode == 0, created.stderr
