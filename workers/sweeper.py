@@ -34,4 +34,5 @@ async def sweep(ctx: dict[str, Any]) -> None:
             log.exception("sweep_failed", step=name)
             continue
         if found:
-            log.info("swept", step=name, count=found)
+            # reconciles due on schedule are routine; anything else swept was left behind by a lost job
+            (log.debug if name == "platform_syncs" else log.info)("swept", step=name, count=found)
