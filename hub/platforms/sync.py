@@ -109,12 +109,18 @@ def lock_key(connection_id: str) -> int:
 
 
 def start_point(target: Target, *, now: datetime, since: datetime | None, overlap: float) -> datetime:
-    """``since`` if asked, else the cursor minus the overlap, else 30 days back."""
+    """``since`` if asked, else the cursor minus the overlap, else 30 days back.
+
+    A connection synced before the engine kept a cursor (a chat agent pulled by the old job) starts
+    from its ``last_synced_at``, so a long pause before the upgrade leaves no gap.
+    """
     if since is not None:
         return since
     cursor = target.sync.get("cursor")
     if isinstance(cursor, str):
         return datetime.fromisoformat(cursor.replace("Z", "+00:00")) - timedelta(seconds=overlap)
+    if target.last_synced_at is not None:
+        return target.last_synced_at - timedelta(seconds=overlap)
     return now - DEFAULT_LOOKBACK
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from hub.db import Conn
@@ -23,6 +24,7 @@ class Target:
     sync: dict[str, Any]
     subscriptions: list[dict[str, Any]]
     default_currency: str
+    last_synced_at: datetime | None = None
 
 
 async def load_target(conn: Conn, connection_id: str) -> Target:
@@ -47,4 +49,5 @@ async def load_target(conn: Conn, connection_id: str) -> Target:
         sync=dict(row["sync"] or {}),
         subscriptions=list(row["subscriptions"] or []),
         default_currency=row["default_currency"],
+        last_synced_at=row["last_synced_at"],
     )

@@ -7,6 +7,7 @@ fakes (Shopify, WooCommerce, Salla, Zid) drive the same engine in their own test
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -195,3 +196,27 @@ async def test_ops_summary_and_hub_status_show_each_pulled_connection(
     text = "\n".join(str(t) for t in connection_lines(found))
     assert conn["id"] in text
     assert "needs_attention" in text
+
+
+def test_start_point_prefers_since_then_cursor_then_the_last_sync_then_30_days() -> None:
+    from hub.platforms.targets import Target
+
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    base = Target(
+        id="conn_x",
+        organization_id="org_x",
+        source="chat_agent",
+        name="a",
+        secret="s",
+        settings={},
+        sync={},
+        subscriptions=[],
+        default_currency="SAR",
+    )
+    assert sync.start_point(base, now=now, since=None, overlap=60) == now - timedelta(days=30)
+    synced_before = replace(base, last_synced_at=now - timedelta(days=90))
+    assert sync.start_point(synced_before, now=now, since=None, overlap=60) == now - timedelta(days=90, seconds=60)
+    with_cursor = replace(synced_before, sync={"cursor": "2026-12-06T11:00:00Z"})
+    assert sync.start_point(with_cursor, now=now, since=None, overlap=60) == now - timedelta(hours=1, seconds=60)
+    asked = now - timedelta(days=400)
+    assert sync.start_point(with_cursor, now=now, since=asked, overlap=60) == asked
