@@ -78,12 +78,15 @@ class OrdersRemote(Protocol):
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent or unreadable."""
+    """Seconds from a ``Retry-After`` header (delta-seconds, also decimal as Shopify writes ``2.0``, or an
+    HTTP date); None if absent or unreadable."""
     if value is None or not value.strip():
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(text)
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError):

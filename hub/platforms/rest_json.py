@@ -34,30 +34,25 @@ EMPTY_BUDGET_WAIT = 1.0  # Salla: past the budget one request per second still p
 MAX_WAIT = 60.0  # a hostile or silly reset header never parks a sync for longer
 
 
+def origin_error(value: Any) -> str | None:
+    """Why ``value`` is not an http(s) origin (``scheme://host[:port]``, no path or query); None if it is."""
+    if not isinstance(value, str):
+        return "expected an http(s) origin such as https://proxy.example:8443"
+    try:
+        normalized = ssrf.validate_url(value)
+    except ssrf.UnsafeUrlError as exc:
+        return exc.reason
+    parts = urlsplit(normalized)
+    if parts.path not in ("", "/") or parts.query:
+        return "expected an origin only (scheme://host[:port]): the documented paths are appended to it"
+    return None
+
+
 def origin_errors(settings: Mapping[str, Any]) -> dict[str, str]:
     """``{"api_base_url": why}`` unless ``api_base_url`` is absent or an http(s) origin without a path."""
     value = settings.get("api_base_url")
-    if value is None:
-        return {}
-    why = "must be an http(s) origin: scheme://host[:port], with no path, query or credentials"
-    if not isinstance(value, str) or not value.strip():
-        return {"api_base_url": why}
-    try:
-        parts = urlsplit(value.strip())
-        port_ok = parts.port is None or 0 < parts.port < 65536
-    except ValueError:
-        return {"api_base_url": why}
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.username is not None
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-        or not port_ok
-    ):
-        return {"api_base_url": why}
-    return {}
+    why = None if value is None else origin_error(value)
+    return {} if why is None else {"api_base_url": why}
 
 
 def origin_of(settings: Mapping[str, Any], default: str) -> str:

@@ -37,6 +37,7 @@ from hub import ssrf
 from hub.platforms.chat_client import read_capped
 from hub.platforms.chat_remote import AuthRevoked, PermanentRemoteError, TransientRemoteError, parse_retry_after
 from hub.platforms.pull import OrdersPage, RemoteWebhook, Sleep
+from hub.platforms.rest_json import origin_error
 
 SOURCE = "shopify"
 DEFAULT_API_VERSION = "2026-10"
@@ -98,20 +99,6 @@ def api_origin(settings: Mapping[str, Any]) -> str:
     if isinstance(base, str) and base:
         return ssrf.validate_url(base).rstrip("/")
     return f"https://{str(settings['shop_domain']).strip().lower()}"
-
-
-def origin_error(value: Any) -> str | None:
-    """Why ``value`` is not an http(s) origin (``scheme://host[:port]``, no path or query); None if it is."""
-    if not isinstance(value, str):
-        return "expected an http(s) origin such as https://proxy.example:8443"
-    try:
-        normalized = ssrf.validate_url(value)
-    except ssrf.UnsafeUrlError as exc:
-        return exc.reason
-    parts = urlsplit(normalized)
-    if parts.path not in ("", "/") or parts.query:
-        return "expected an origin only (scheme://host[:port]): the documented paths are appended to it"
-    return None
 
 
 class Client:
@@ -214,7 +201,7 @@ class Client:
             raise TransientRemoteError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         self._note_call_limit(headers.get("X-Shopify-Shop-Api-Call-Limit"))
         if status == 429:
-            wait = retry_after_seconds(headers.get("Retry-After"))
+            wait = parse_retry_after(headers.get("Retry-After"))
             if wait is None:  # no Retry-After: one request leaks out of a full bucket
                 wait = DRAIN_SECONDS / self._size
             self._not_before = time.monotonic() + wait
@@ -222,7 +209,7 @@ class Client:
         if status >= 500:
             raise TransientRemoteError(
                 f"HTTP {status} from Shopify on {method} {path}",
-                retry_after=retry_after_seconds(headers.get("Retry-After")),
+                retry_after=parse_retry_after(headers.get("Retry-After")),
             )
         if status in (401, 403):
             raise AuthRevoked(_reason(body))
@@ -270,14 +257,6 @@ def _webhook(value: Any) -> RemoteWebhook:
     if not isinstance(value, dict) or not isinstance(value.get("topic"), str) or value.get("id") is None:
         raise PermanentRemoteError(f"Shopify's webhook object is not as documented: {value!r:.200}")
     return RemoteWebhook(topic=value["topic"], platform_id=str(value["id"]), address=str(value.get("address") or ""))
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Shopify writes ``Retry-After: 2.0``; the HTTP forms (delta-seconds, a date) are read too."""
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return parse_retry_after(value)
 
 
 def _reason(body: bytes) -> str:

@@ -33,9 +33,9 @@ from connectors.base import NormalizedOrder
 from connectors.woocommerce import normalize_order
 from hub import ssrf
 from hub.platforms.chat_client import read_capped
-from hub.platforms.chat_remote import AuthRevoked, PermanentRemoteError, TransientRemoteError
-from hub.platforms.clients.shopify import origin_error, retry_after_seconds
+from hub.platforms.chat_remote import AuthRevoked, PermanentRemoteError, TransientRemoteError, parse_retry_after
 from hub.platforms.pull import OrdersPage, RemoteWebhook, Sleep
+from hub.platforms.rest_json import origin_error
 
 SOURCE = "woocommerce"
 PAGE_SIZE = 100  # the schema's maximum of ``per_page``
@@ -219,7 +219,7 @@ class Client:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientRemoteError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if status == 429 or status >= 500:
-            retry_after = retry_after_seconds(headers.get("Retry-After"))
+            retry_after = parse_retry_after(headers.get("Retry-After"))
             if status == 429 and retry_after is not None:
                 self._not_before = loop.time() + retry_after
             raise TransientRemoteError(f"HTTP {status} from WooCommerce on {method} {path}", retry_after=retry_after)
