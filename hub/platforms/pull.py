@@ -51,6 +51,17 @@ class RemoteWebhook:
     address: str
 
 
+@dataclass(frozen=True, slots=True)
+class InboundForm:
+    """A pulled order written as the platform's own webhook would carry it, so a failed one is kept as an
+    inbound event that the connector parses again when it is retried (after a fix)."""
+
+    topic: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+
+
 class PlatformClient(Protocol):
     """A platform's REST API, as far as the hub needs it."""
 

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from hub.platforms.clients import chat_agent, salla, shopify, woocommerce, zid
-from hub.platforms.pull import PlatformClient, Sleep
+from hub.platforms.pull import InboundForm, PlatformClient, Sleep
 
 MODULES: dict[str, ModuleType] = {m.SOURCE: m for m in (chat_agent, salla, shopify, woocommerce, zid)}
 
@@ -50,3 +50,12 @@ def client_for(
         raise LookupError(f"{source} has no pull client")
     client: PlatformClient = module.Client(settings, session=session, secret=secret, sleep=sleep)
     return client
+
+
+def inbound_form(source: str, order: Mapping[str, Any]) -> InboundForm:
+    """``order`` as ``source``'s webhook would carry it (for a failed event that can be retried)."""
+    module = module_for(source)
+    if module is None:
+        raise LookupError(f"{source} has no pull client")
+    form: InboundForm = module.inbound_form(order)
+    return form

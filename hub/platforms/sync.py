@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 import aiohttp
 import asyncpg
-import orjson
 import structlog
 
 from connectors.base import ConnectorError, NormalizedOrder
@@ -343,19 +342,33 @@ async def _store_page(
 
 
 async def _keep_unreadable(conn: Conn, target: Target, unreadable: list[tuple[dict[str, Any], str]]) -> None:
-    """Each unreadable order becomes a failed inbound event (keyed by its hash: stored once)."""
+    """Each unreadable order becomes a failed inbound event, written as the platform's webhook would carry
+    it (so retrying it after a fix parses it again) and keyed by its hash (stored once)."""
     rows = []
     for order, reason in unreadable:
-        body = orjson.dumps(order)
-        key = "pull:sha256:" + hashlib.sha256(body).hexdigest()
-        headers = {"x-orderhub-origin": f"{target.source} pull sync"}
-        rows.append((new_id("ie"), target.organization_id, target.id, target.source, key, headers, body, reason))
+        form = registry.inbound_form(target.source, order)
+        key = "pull:sha256:" + hashlib.sha256(form.body).hexdigest()
+        headers = {**form.headers, "x-orderhub-origin": f"{target.source} pull sync"}
+        rows.append(
+            (
+                new_id("ie"),
+                target.organization_id,
+                target.id,
+                target.source,
+                key,
+                headers,
+                form.query,
+                form.body,
+                form.topic,
+                reason,
+            )
+        )
         log.warning("platform_sync_unreadable_order", connection_id=target.id, remote_id=order.get("id"), reason=reason)
     if rows:
         await conn.executemany(
             "INSERT INTO inbound_events (id, organization_id, connection_id, source, delivery_key, headers, query, "
             "body, status, topic, error, attempts, order_ids, received_at, processed_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, '{}'::jsonb, $7, 'failed', 'pull', $8, 1, '[]'::jsonb, now(), now()) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'failed', $9, $10, 1, '[]'::jsonb, now(), now()) "
             "ON CONFLICT (connection_id, delivery_key) DO NOTHING",
             rows,
         )

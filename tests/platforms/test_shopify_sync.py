@@ -248,3 +248,53 @@ async def test_a_refused_subscription_never_stops_the_backfill(
     sync_row = await db.fetchval("SELECT sync FROM connections WHERE id = $1", conn_id)
     assert sync_row["state"] == "idle"
     assert "404" in sync_row["subscription_error"]
+
+
+async def test_an_unreadable_pulled_order_is_kept_as_a_webhook_that_a_retry_parses_again(
+    hub: TestClient[Any, Any], auth: dict[str, str], db: asyncpg.Connection, settings: Settings
+) -> None:
+    from hub import db as hub_db
+    from hub.platforms import sync
+    from hub.platforms.chat_client import pinned_session
+
+    async with FakeShopify(app_secret=SECRET) as shop:
+        shop.add_order()
+        broken = shop.add_order()
+        broken["line_items"] = "not a list"  # an answer the docs do not describe
+        body = {
+            "source": "shopify",
+            "name": "shop",
+            "secret": SECRET,
+            "settings": {
+                "shop_domain": shop.shop_domain,
+                "access_token": ACCESS_TOKEN,
+                "api_version": shop.api_version,
+                "api_base_url": shop.base_url,
+            },
+        }
+        conn_id = (await (await hub.post("/api/v1/connections", json=body, headers=auth)).json())["data"]["id"]
+        assert settings.database_url is not None
+        pool = await hub_db.create_pool(settings.database_url, max_size=2)
+        options = sync.SyncOptions(public_url=None, interval_seconds=600, overlap_seconds=60, allow_loopback=True)
+        try:
+            async with pinned_session(allow_loopback=True) as http:
+                run, _ = await sync.run_sync(pool, connection_id=conn_id, session=http, options=options)
+        finally:
+            await pool.close()
+    assert (run.created, run.failed) == (1, 1)
+    event = await db.fetchrow("SELECT id, topic, error, headers FROM inbound_events WHERE status = 'failed'")
+    assert event is not None
+    assert event["topic"] == "orders/updated"
+    assert event["headers"]["x-shopify-topic"] == "orders/updated"
+    assert "line_items" in event["error"]
+    resp = await hub.post(f"/api/v1/inbound-events/{event['id']}/retry", headers=auth)
+    assert resp.status == 202
+    async with running_worker(settings):
+
+        async def failed_again() -> bool:
+            row = await db.fetchrow("SELECT status, attempts, error FROM inbound_events WHERE id = $1", event["id"])
+            return row is not None and row["status"] == "failed" and row["attempts"] >= 2
+
+        await eventually(failed_again, timeout=15)
+    error = await db.fetchval("SELECT error FROM inbound_events WHERE id = $1", event["id"])
+    assert "line_items" in error  # parsed as a Shopify webhook again: the same reason, not "no topic"

@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
+import orjson
 
 from connectors.base import NormalizedOrder
 from connectors.chat_agent import normalize_order
 from hub import ssrf
 from hub.platforms.chat_client import ChatAgentClient
 from hub.platforms.chat_remote import PermanentRemoteError
-from hub.platforms.pull import OrdersPage, RemoteWebhook, Sleep
+from hub.platforms.pull import InboundForm, OrdersPage, RemoteWebhook, Sleep
 
 SOURCE = "chat_agent"
 PER_PAGE = 100  # the chat-commerce API's maximum
@@ -85,3 +86,9 @@ class Client:
     def normalize(self, order: Mapping[str, Any]) -> NormalizedOrder:
         """The chat agent connector's normalization."""
         return normalize_order(order)
+
+
+def inbound_form(order: Mapping[str, Any]) -> InboundForm:
+    """The hub's own envelope, as the chat agent's webhooks carry an order."""
+    body = {"type": "order.updated", "data": {"order": order}}
+    return InboundForm("order.updated", {}, {}, orjson.dumps(body))

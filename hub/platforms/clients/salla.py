@@ -29,11 +29,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import orjson
 
 from connectors import salla as connector
 from connectors.base import ConnectorError, NormalizedOrder
 from hub.platforms.chat_remote import PermanentRemoteError, TransientRemoteError
-from hub.platforms.pull import OrdersPage, RemoteWebhook, Sleep
+from hub.platforms.pull import InboundForm, OrdersPage, RemoteWebhook, Sleep
 from hub.platforms.rest_json import RestJson, origin_errors, origin_of, text_setting
 
 SOURCE = "salla"
@@ -223,3 +224,10 @@ def _webhook(item: dict[str, Any]) -> RemoteWebhook:
     if hook_id is None or not isinstance(event, str) or not isinstance(url, str):
         raise PermanentRemoteError(f"a Salla webhook without id, event or url: {str(item)[:200]}")
     return RemoteWebhook(topic=event, platform_id=str(hook_id), address=url)
+
+
+def inbound_form(order: Mapping[str, Any]) -> InboundForm:
+    """Salla's event envelope around ``order``: ``{"event": "order.updated", "created_at", "data"}``."""
+    at = order.get(FETCHED_AT) or datetime.now(UTC).isoformat()
+    body = {"event": "order.updated", "created_at": at, "data": order}
+    return InboundForm("order.updated", {}, {}, orjson.dumps(body))

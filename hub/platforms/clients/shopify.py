@@ -36,7 +36,7 @@ from connectors.shopify import normalize_order
 from hub import ssrf
 from hub.platforms.chat_client import read_capped
 from hub.platforms.chat_remote import AuthRevoked, PermanentRemoteError, TransientRemoteError, parse_retry_after
-from hub.platforms.pull import OrdersPage, RemoteWebhook, Sleep
+from hub.platforms.pull import InboundForm, OrdersPage, RemoteWebhook, Sleep
 from hub.platforms.rest_json import origin_error
 
 SOURCE = "shopify"
@@ -271,3 +271,9 @@ def _reason(body: bytes) -> str:
     if isinstance(errors, dict):
         return "; ".join(f"{key}: {value}" for key, value in errors.items())
     return body[:300].decode("utf-8", "replace")
+
+
+def inbound_form(order: Mapping[str, Any]) -> InboundForm:
+    """An ``orders/updated`` webhook carrying ``order`` (the topic travels in its header)."""
+    topic = "orders/updated"
+    return InboundForm(topic, {"x-shopify-topic": topic}, {}, orjson.dumps(order))

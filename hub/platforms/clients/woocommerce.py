@@ -34,7 +34,7 @@ from connectors.woocommerce import normalize_order
 from hub import ssrf
 from hub.platforms.chat_client import read_capped
 from hub.platforms.chat_remote import AuthRevoked, PermanentRemoteError, TransientRemoteError, parse_retry_after
-from hub.platforms.pull import OrdersPage, RemoteWebhook, Sleep
+from hub.platforms.pull import InboundForm, OrdersPage, RemoteWebhook, Sleep
 from hub.platforms.rest_json import origin_error
 
 SOURCE = "woocommerce"
@@ -264,3 +264,9 @@ def _reason(body: bytes) -> str:
         code = payload.get("code")
         return f"{payload['message']} ({code})" if isinstance(code, str) else payload["message"]
     return body[:300].decode("utf-8", "replace")
+
+
+def inbound_form(order: Mapping[str, Any]) -> InboundForm:
+    """An ``order.updated`` webhook carrying ``order`` (the topic travels in its header)."""
+    topic = "order.updated"
+    return InboundForm(topic, {"x-wc-webhook-topic": topic}, {}, orjson.dumps(order))

@@ -29,11 +29,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import orjson
 
 from connectors import zid as connector
 from connectors.base import NormalizedOrder
 from hub.platforms.chat_remote import PermanentRemoteError
-from hub.platforms.pull import OrdersPage, RemoteWebhook, Sleep
+from hub.platforms.pull import InboundForm, OrdersPage, RemoteWebhook, Sleep
 from hub.platforms.rest_json import RestJson, origin_errors, origin_of, text_setting
 
 SOURCE = "zid"
@@ -165,3 +166,9 @@ def _webhook(item: dict[str, Any]) -> RemoteWebhook:
     if hook_id is None or not isinstance(event, str) or not isinstance(url, str):
         raise PermanentRemoteError(f"a Zid webhook without id, event or target_url: {str(item)[:200]}")
     return RemoteWebhook(topic=event, platform_id=str(hook_id), address=url)
+
+
+def inbound_form(order: Mapping[str, Any]) -> InboundForm:
+    """Zid's webhook body is the order itself; its event name travels in the inbound URL's query."""
+    topic = "order.status.update"
+    return InboundForm(topic, {}, {"event": topic}, orjson.dumps(order))
