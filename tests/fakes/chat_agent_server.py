@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve
+
 API_KEY = "sk_live_fake_chat_agent_key"
 
 
@@ -80,12 +82,7 @@ class FakeChatAgent:
     async def __aenter__(self) -> FakeChatAgent:
         app = web.Application()
         app.router.add_get("/api/v1/orders", self._list_orders)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
+        self._runner, self.base_url = await serve(app)
         return self
 
     async def __aexit__(

@@ -40,6 +40,8 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from tests.fakes.loopback import serve
+
 TOKEN = "salla_fake_access_token"
 MAX_PER_PAGE = 60
 RIYADH = timedelta(hours=3)
@@ -212,12 +214,7 @@ class FakeSalla:
         app.router.add_get("/admin/v2/webhooks", self._list_webhooks)
         app.router.add_post("/admin/v2/webhooks/subscribe", self._subscribe)
         app.router.add_delete("/admin/v2/webhooks/unsubscribe", self._unsubscribe)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.origin = f"http://{host}:{port}"
+        self._runner, self.origin = await serve(app)
         return self
 
     async def __aexit__(

@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.loopback import serve
+
 ACCESS_TOKEN = "shpat_fake0000000000000000000000000"
 APP_SECRET = "shpss_fake_app_secret"
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
@@ -151,12 +153,7 @@ class FakeShopify:
         app.router.add_get(f"{prefix}/webhooks.json", self._list_webhooks)
         app.router.add_post(f"{prefix}/webhooks.json", self._create_webhook)
         app.router.add_delete(prefix + "/webhooks/{id}.json", self._delete_webhook)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
+        self._runner, self.base_url = await serve(app)
         return self
 
     async def __aexit__(

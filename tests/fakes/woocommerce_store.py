@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.loopback import serve
 from tests.fakes.shopify_store import Recorded
 
 CONSUMER_KEY = "ck_" + "1" * 40
@@ -143,12 +144,7 @@ class FakeWooCommerce:
         app.router.add_get("/wp-json/wc/v3/webhooks", self._list_webhooks)
         app.router.add_post("/wp-json/wc/v3/webhooks", self._create_webhook)
         app.router.add_delete("/wp-json/wc/v3/webhooks/{id}", self._delete_webhook)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
+        self._runner, self.base_url = await serve(app)
         return self
 
     async def __aexit__(

@@ -38,6 +38,8 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from tests.fakes.loopback import serve
+
 AUTHORIZATION = "zid_fake_partner_authorization"
 MANAGER_TOKEN = "zid_fake_manager_token"
 MAX_PER_PAGE = 100
@@ -159,11 +161,7 @@ class FakeZid:
         app.router.add_get("/v1/managers/webhooks", self._list_webhooks)
         app.router.add_post("/v1/managers/webhooks", self._create_webhook)
         app.router.add_delete("/v1/managers/webhooks/{hook_id}", self._delete_webhook)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        host, port = self._runner.addresses[0][:2]
-        self.origin = f"http://{host}:{port}"
+        self._runner, self.origin = await serve(app)
         return self
 
     async def __aexit__(
