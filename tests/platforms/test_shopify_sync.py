@@ -8,15 +8,20 @@ hub holds every order exactly once in its newest state, and counts only what web
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from hub import db as hub_db
 from hub.app import create_app
 from hub.keys import SETTINGS
+from hub.platforms import sync
+from hub.platforms.chat_client import pinned_session
+from hub.platforms.chat_remote import AuthRevoked
 from hub.settings import Settings
 from tests.conftest import eventually, running_worker
 from tests.fakes.shopify_store import ACCESS_TOKEN, FakeShopify
@@ -39,6 +44,49 @@ async def hub(settings: Settings, db: asyncpg.Connection, free_port: int) -> Asy
         yield client
 
 
+def _connection(shop: FakeShopify, name: str = "shop") -> dict[str, Any]:
+    """``POST /api/v1/connections`` for the fake shop, with its credentials (the hub pulls it)."""
+    return {
+        "source": "shopify",
+        "name": name,
+        "secret": SECRET,
+        "settings": {
+            "shop_domain": shop.shop_domain,
+            "access_token": ACCESS_TOKEN,
+            "api_version": shop.api_version,
+            "api_base_url": shop.base_url,
+        },
+    }
+
+
+async def _connect(hub: TestClient[Any, Any], auth: dict[str, str], shop: FakeShopify) -> str:
+    resp = await hub.post("/api/v1/connections", json=_connection(shop), headers=auth)
+    assert resp.status == 201, await resp.text()
+    connection_id: str = (await resp.json())["data"]["id"]
+    return connection_id
+
+
+Pull = Callable[[str], Awaitable[sync.SyncRun]]
+
+
+@contextlib.asynccontextmanager
+async def _puller(settings: Settings, *, public_url: str | None = None) -> AsyncIterator[Pull]:
+    """Runs of the engine itself (no worker), on loopback, one pool and session for the test."""
+    assert settings.database_url is not None
+    options = sync.SyncOptions(public_url=public_url, interval_seconds=600, overlap_seconds=60, allow_loopback=True)
+    pool = await hub_db.create_pool(settings.database_url, max_size=2)
+    try:
+        async with pinned_session(allow_loopback=True) as http:
+
+            async def pull(connection_id: str) -> sync.SyncRun:
+                run, _ = await sync.run_sync(pool, connection_id=connection_id, session=http, options=options)
+                return run
+
+            yield pull
+    finally:
+        await pool.close()
+
+
 async def _orders(db: asyncpg.Connection) -> dict[str, dict[str, Any]]:
     rows = await db.fetch("SELECT external_id, status, total_amount FROM orders WHERE source = 'shopify'")
     return {r["external_id"]: dict(r) for r in rows}
@@ -55,21 +103,7 @@ async def test_outage_scenario_ends_with_the_shops_exact_state(
     settings = hub.app[SETTINGS]
     async with FakeShopify(app_secret=SECRET) as shop:
         history = [shop.add_order() for _ in range(120)]
-        resp = await hub.post(
-            "/api/v1/connections",
-            json={
-                "source": "shopify",
-                "name": "My shop",
-                "secret": SECRET,
-                "settings": {
-                    "shop_domain": shop.shop_domain,
-                    "access_token": ACCESS_TOKEN,
-                    "api_version": shop.api_version,
-                    "api_base_url": shop.base_url,
-                },
-            },
-            headers=auth,
-        )
+        resp = await hub.post("/api/v1/connections", json=_connection(shop, "My shop"), headers=auth)
         assert resp.status == 201, await resp.text()
         created = (await resp.json())["data"]
         conn_id = created["id"]
@@ -148,41 +182,19 @@ async def _resubscribed(shop: FakeShopify) -> bool:
 async def test_throttled_shop_is_waited_for_and_a_revoked_token_needs_attention(
     hub: TestClient[Any, Any], auth: dict[str, str], db: asyncpg.Connection, settings: Settings
 ) -> None:
-    from hub import db as hub_db
-    from hub.platforms import sync
-    from hub.platforms.chat_client import pinned_session
-    from hub.platforms.chat_remote import AuthRevoked
 
     async with FakeShopify(app_secret=SECRET) as shop:
         for _ in range(600):  # three pages of 250
             shop.add_order()
-        body = {
-            "source": "shopify",
-            "name": "busy shop",
-            "secret": SECRET,
-            "settings": {
-                "shop_domain": shop.shop_domain,
-                "access_token": ACCESS_TOKEN,
-                "api_version": shop.api_version,
-                "api_base_url": shop.base_url,
-            },
-        }
-        resp = await hub.post("/api/v1/connections", json=body, headers=auth)
-        conn_id = (await resp.json())["data"]["id"]
+        conn_id = await _connect(hub, auth, shop)
         shop.use_calls(39)  # another app of the shop just used the bucket
-        assert settings.database_url is not None
-        pool = await hub_db.create_pool(settings.database_url, max_size=2)
-        options = sync.SyncOptions(public_url=None, interval_seconds=600, overlap_seconds=60, allow_loopback=True)
-        try:
-            async with pinned_session(allow_loopback=True) as http:
-                run, _ = await sync.run_sync(pool, connection_id=conn_id, session=http, options=options)
-                assert run.orders_seen == 600
-                assert shop.throttled_count <= 1  # waited for the bucket, no 429 storm
-                shop.revoke()
-                with pytest.raises(AuthRevoked):
-                    await sync.run_sync(pool, connection_id=conn_id, session=http, options=options)
-        finally:
-            await pool.close()
+        async with _puller(settings) as pull:
+            run = await pull(conn_id)
+            assert run.orders_seen == 600
+            assert shop.throttled_count <= 1  # waited for the bucket, no 429 storm
+            shop.revoke()
+            with pytest.raises(AuthRevoked):
+                await pull(conn_id)
     data = (await (await hub.get(f"/api/v1/connections/{conn_id}", headers=auth)).json())["data"]
     assert data["sync"]["state"] == "needs_attention"
     assert "Invalid API key" in data["sync"]["last_error"]
@@ -214,36 +226,14 @@ async def test_partial_or_unsafe_credentials_are_refused_at_creation(
 async def test_a_refused_subscription_never_stops_the_backfill(
     hub: TestClient[Any, Any], auth: dict[str, str], db: asyncpg.Connection, settings: Settings
 ) -> None:
-    from hub import db as hub_db
-    from hub.platforms import sync
-    from hub.platforms.chat_client import pinned_session
 
     async with FakeShopify(app_secret=SECRET) as shop:
         for _ in range(30):
             shop.add_order()
-        body = {
-            "source": "shopify",
-            "name": "shop",
-            "secret": SECRET,
-            "settings": {
-                "shop_domain": shop.shop_domain,
-                "access_token": ACCESS_TOKEN,
-                "api_version": shop.api_version,
-                "api_base_url": shop.base_url,
-            },
-        }
-        conn_id = (await (await hub.post("/api/v1/connections", json=body, headers=auth)).json())["data"]["id"]
+        conn_id = await _connect(hub, auth, shop)
         shop.fail(404, body=b'{"errors":"Not Found"}')  # the webhooks list answers 404 once
-        assert settings.database_url is not None
-        pool = await hub_db.create_pool(settings.database_url, max_size=2)
-        options = sync.SyncOptions(
-            public_url="http://127.0.0.1:9", interval_seconds=600, overlap_seconds=60, allow_loopback=True
-        )
-        try:
-            async with pinned_session(allow_loopback=True) as http:
-                run, _ = await sync.run_sync(pool, connection_id=conn_id, session=http, options=options)
-        finally:
-            await pool.close()
+        async with _puller(settings, public_url="http://127.0.0.1:9") as pull:
+            run = await pull(conn_id)
     assert run.created == 30
     sync_row = await db.fetchval("SELECT sync FROM connections WHERE id = $1", conn_id)
     assert sync_row["state"] == "idle"
@@ -253,34 +243,14 @@ async def test_a_refused_subscription_never_stops_the_backfill(
 async def test_an_unreadable_pulled_order_is_kept_as_a_webhook_that_a_retry_parses_again(
     hub: TestClient[Any, Any], auth: dict[str, str], db: asyncpg.Connection, settings: Settings
 ) -> None:
-    from hub import db as hub_db
-    from hub.platforms import sync
-    from hub.platforms.chat_client import pinned_session
 
     async with FakeShopify(app_secret=SECRET) as shop:
         shop.add_order()
         broken = shop.add_order()
         broken["line_items"] = "not a list"  # an answer the docs do not describe
-        body = {
-            "source": "shopify",
-            "name": "shop",
-            "secret": SECRET,
-            "settings": {
-                "shop_domain": shop.shop_domain,
-                "access_token": ACCESS_TOKEN,
-                "api_version": shop.api_version,
-                "api_base_url": shop.base_url,
-            },
-        }
-        conn_id = (await (await hub.post("/api/v1/connections", json=body, headers=auth)).json())["data"]["id"]
-        assert settings.database_url is not None
-        pool = await hub_db.create_pool(settings.database_url, max_size=2)
-        options = sync.SyncOptions(public_url=None, interval_seconds=600, overlap_seconds=60, allow_loopback=True)
-        try:
-            async with pinned_session(allow_loopback=True) as http:
-                run, _ = await sync.run_sync(pool, connection_id=conn_id, session=http, options=options)
-        finally:
-            await pool.close()
+        conn_id = await _connect(hub, auth, shop)
+        async with _puller(settings) as pull:
+            run = await pull(conn_id)
     assert (run.created, run.failed) == (1, 1)
     event = await db.fetchrow("SELECT id, topic, error, headers FROM inbound_events WHERE status = 'failed'")
     assert event is not None
