@@ -27,6 +27,7 @@ from hub.keys import (
     HTTP_METRICS,
     INBOUND,
     INGEST_POOL,
+    KEY_CACHE,
     LIMITER,
     PG_POOL,
     REDIS,
@@ -113,6 +114,7 @@ def create_app(settings: Settings, *, overrides: dict[web.AppKey[Any], Any] | No
     app[HTTP_METRICS] = HttpMetrics()
     app[LIMITER] = Limiter.from_settings(settings)
     app[CONNECTION_CACHE] = {}
+    app[KEY_CACHE] = {}
     app[EXPORTS] = ExportGate(settings.export_max_concurrent)
     app[ROUTERS] = routers()
     app[_MAX_BODY] = settings.max_body_bytes

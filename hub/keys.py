@@ -39,6 +39,8 @@ HTTP = web.AppKey("http", ClientSession)
 INBOUND = web.AppKey("inbound", GroupCommitter)
 LIMITER = web.AppKey("limiter", Limiter)
 CONNECTION_CACHE = web.AppKey("connection_cache", dict[str, tuple[float, Any]])
+#: Active API keys by the SHA-256 of the key, with when they were read (``hub.web.middleware``).
+KEY_CACHE = web.AppKey("key_cache", dict[str, tuple[float, Principal]])
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 #: Every API router, in match order: what ``/openapi.json`` documents (read from the app, not imported).
 ROUTERS = web.AppKey("routers", list[Router])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.settings import Settings
+from hub.web import middleware
 from tests.factories import make_key
 
 Client = TestClient[Any, Any]
@@ -66,6 +69,17 @@ async def test_revoked_key_is_401(client: Client, settings: Settings, db: Any) -
     resp = await client.get("/api/v1/contacts", headers={"Authorization": f"Bearer {key}"})
     assert resp.status == 401
     assert (await resp.json())["error"] == "Invalid or revoked API key"
+
+
+async def test_a_key_revoked_after_use_stops_working_within_the_cache_ttl(
+    client: Client, settings: Settings, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(middleware, "KEY_TTL", 0.05)
+    auth = {"Authorization": f"Bearer {await make_key(settings, org='acme')}"}
+    assert (await client.get("/api/v1/contacts", headers=auth)).status == 200
+    await db.execute("UPDATE api_keys SET revoked_at = now()")
+    await asyncio.sleep(0.1)
+    assert (await client.get("/api/v1/contacts", headers=auth)).status == 401
 
 
 async def test_keys_are_stored_only_as_hashes(settings: Settings, db: Any) -> None:

@@ -7,12 +7,15 @@ which makes the order total (pages never overlap or skip) and lets Postgres walk
 
 Counting every match is the slow part of a page at a million orders, so ``total`` is exact up to
 :data:`COUNT_CAP` matches (an index-only scan that stops there) and the planner's estimate beyond it
-(``meta.total_exact`` false); ``count=exact`` forces a full count. Pages are read by
-``hub.orders.listing``.
+(``meta.total_exact`` false); ``count=exact`` forces a full count. An estimate is kept for
+:data:`ESTIMATE_TTL` seconds per process and filter, so paging through a large result does not
+re-count its first thousand matches on every page (an estimate may be that much older; an exact
+count never is). Pages are read by ``hub.orders.listing``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +26,9 @@ from hub.db import Conn
 from hub.schemas.order_views import OrderFilters
 
 COUNT_CAP = 1_000
+#: Seconds an estimated (over :data:`COUNT_CAP`) total is reused for the same filter in this process.
+ESTIMATE_TTL = 2.0
+_ESTIMATES: dict[tuple[str, str], tuple[float, int]] = {}
 #: The text ``search`` matches, as one expression so one trigram index serves it (migration 0002);
 #: chr(31) between the fields keeps a term from matching across two of them.
 SEARCH_TEXT = (
@@ -116,6 +122,11 @@ async def count_orders(conn: Conn, *, where: str, args: list[Any], exact: bool) 
     """``(count, is_exact)``: exact up to :data:`COUNT_CAP` (or always when ``exact``), else estimated."""
     if exact:
         return int(await conn.fetchval(f"SELECT count(*) FROM orders WHERE {where}", *args)), True
+    key = (where, repr(args))  # the organization is one of the arguments: never shared across them
+    now = time.monotonic()
+    cached = _ESTIMATES.get(key)
+    if cached is not None and now - cached[0] < ESTIMATE_TTL:
+        return cached[1], False
     capped = await conn.fetchval(
         f"SELECT count(*) FROM (SELECT 1 FROM orders WHERE {where} LIMIT {COUNT_CAP + 1}) AS capped", *args
     )
@@ -123,4 +134,8 @@ async def count_orders(conn: Conn, *, where: str, args: list[Any], exact: bool) 
         return int(capped), True
     plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM orders WHERE {where}", *args)
     parsed = orjson.loads(plan) if isinstance(plan, str | bytes) else plan
-    return max(int(parsed[0]["Plan"]["Plan Rows"]), COUNT_CAP + 1), False
+    estimate = max(int(parsed[0]["Plan"]["Plan Rows"]), COUNT_CAP + 1)
+    if len(_ESTIMATES) >= 10_000:
+        _ESTIMATES.clear()
+    _ESTIMATES[key] = (now, estimate)
+    return estimate, False

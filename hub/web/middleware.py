@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import structlog
@@ -14,11 +15,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from hub.errors import BadRequest, HubError, RateLimited, RequestTimeout, Unauthorized, Unavailable
-from hub.keys import LIMITER, PG_POOL, PRINCIPAL, SETTINGS, Principal
-from hub.tenancy.api_keys import authenticate
+from hub.keys import KEY_CACHE, LIMITER, PG_POOL, PRINCIPAL, SETTINGS, Principal
+from hub.tenancy.api_keys import authenticate, hash_key
 from hub.web.responses import error_body, json_response, validation_details
 
 log = structlog.get_logger("hub.http")
+
+#: Seconds an active key is trusted without a lookup (a revoked key stops working within this).
+KEY_TTL = 1.0
 
 _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
@@ -156,11 +160,24 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Unauthorized("Missing API key", details={"authorization": "send 'Authorization: Bearer <key>'"})
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Malformed Authorization header", details={"authorization": "expected 'Bearer <key>'"})
-    principal = await authenticate(request.app[PG_POOL], key=token.strip())
-    if principal is None:
-        raise Unauthorized("Invalid or revoked API key", details={"authorization": "unknown key"})
-    request[PRINCIPAL] = principal
+    request[PRINCIPAL] = await _principal(request.app, token.strip())
     return await handler(request)
+
+
+async def _principal(app: web.Application, key: str) -> Principal:
+    """The key's principal: looked up, or reused for :data:`KEY_TTL` s (only keys found active are kept)."""
+    cache, digest, now = app[KEY_CACHE], hash_key(key), time.monotonic()
+    hit = cache.get(digest)
+    if hit is not None and now - hit[0] < KEY_TTL:
+        return hit[1]
+    principal = await authenticate(app[PG_POOL], key=key)
+    if principal is None:
+        cache.pop(digest, None)
+        raise Unauthorized("Invalid or revoked API key", details={"authorization": "unknown key"})
+    if len(cache) >= 10_000:
+        cache.clear()
+    cache[digest] = (now, principal)
+    return principal
 
 
 @web.middleware
