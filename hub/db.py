@@ -7,8 +7,10 @@ pool directly (prepared statements, batched writes).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -71,6 +73,38 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
     )
     assert pool is not None
     return pool
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One step of a composed statement: a CTE ``name AS (sql)`` whose ``sql`` numbers its own ``args`` from $1."""
+
+    name: str
+    sql: str
+    args: tuple[Any, ...] = ()
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def compose(parts: Sequence[Part], final: Part) -> tuple[str, list[Any]]:
+    """One statement (one round trip) running ``parts`` as CTEs, in order, then ``final``'s query.
+
+    Each part's placeholders are renumbered after the previous parts' arguments. Postgres runs every
+    data-modifying CTE exactly once, whether or not the final query reads it; all of them see the
+    snapshot taken when the statement starts (not each other's rows), and foreign keys and unique
+    constraints are checked as each row is written or at the statement's end, as for separate statements.
+    """
+    args: list[Any] = []
+
+    def numbered(part: Part) -> str:
+        offset = len(args)
+        args.extend(part.args)
+        return _PLACEHOLDER.sub(lambda m: f"${int(m.group(1)) + offset}", part.sql)
+
+    ctes = [f"{part.name} AS ({numbered(part)})" for part in parts]
+    query = numbered(final)
+    return (f"WITH {', '.join(ctes)}\n{query}" if ctes else query), args
 
 
 @asynccontextmanager

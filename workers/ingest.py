@@ -25,8 +25,9 @@ import structlog
 from connectors import get_connector
 from connectors.base import ConnectorError, NormalizedOrder, RawRequest
 from hub import queue
-from hub.db import Conn
-from hub.delivery.claims import Leased
+from hub.db import Conn, dumps
+from hub.delivery.claims import Claimed, LeaseAsk, Leased
+from hub.delivery.outbox import Writes
 from hub.ops.metrics import BAD_PAYLOAD, record_reject
 from hub.orders.rules import refusal
 from hub.orders.upsert import DEFAULT_CLOCK_SKEW, delete_orders, is_deletion, upsert_orders
@@ -122,11 +123,30 @@ class _Batch:
 
     delivery_ids: list[str] = field(default_factory=list)
     bad_payload_sources: list[str] = field(default_factory=list)
-    leased: Leased | None = None  # the deliveries it leased for this process's own pipeline
+    leased: list[Claimed] = field(default_factory=list)  # leased for this process's own pipeline
 
 
-async def _process(conn: Conn, rows: list[asyncpg.Record], skew: timedelta = DEFAULT_CLOCK_SKEW) -> _Batch:
-    """Process claimed rows in the current transaction (source clocks capped at receipt + ``skew``)."""
+# The events' outcomes, one row per event (``order_ids`` as JSON text: see ``hub.orders.rows.unnest_rows``).
+_OUTCOMES = (
+    "UPDATE inbound_events e SET status = v.status, topic = v.topic, error = v.error, order_ids = v.order_ids::jsonb, "
+    "attempts = e.attempts + 1, processed_at = now() "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS v(id, status, topic, error, order_ids) "
+    "WHERE e.id = v.id"
+)
+
+
+async def _process(
+    conn: Conn,
+    rows: list[asyncpg.Record],
+    skew: timedelta = DEFAULT_CLOCK_SKEW,
+    lease: LeaseAsk | None = None,
+) -> _Batch:
+    """Process claimed rows in the current transaction (source clocks capped at receipt + ``skew``).
+
+    Everything the batch writes (orders, events, deliveries, the events' outcomes) goes in one
+    statement at the end, which also leases the fresh deliveries for ``lease``.
+    """
+    writes = Writes()
     outcomes = {row["id"]: _parse(row) for row in rows}
     received = {row["id"]: row["received_at"] for row in rows}
     by_org: dict[str, list[tuple[str, NormalizedOrder, bool]]] = defaultdict(list)
@@ -148,6 +168,7 @@ async def _process(conn: Conn, rows: list[asyncpg.Record], skew: timedelta = DEF
             endpoints=endpoints[org_id],
             received_at=[received[event_id] for event_id, _, _ in items],
             clock_skew=skew,
+            writes=writes,
         )
         delivery_ids += result.delivery_ids
         deleted: list[str] = []
@@ -158,18 +179,23 @@ async def _process(conn: Conn, rows: list[asyncpg.Record], skew: timedelta = DEF
                 deleted.append(order_id)
         if deleted:
             delivery_ids += await delete_orders(
-                conn, organization_id=org_id, order_ids=deleted, endpoints=endpoints[org_id]
+                conn, organization_id=org_id, order_ids=deleted, endpoints=endpoints[org_id], writes=writes
             )
     for outcome in outcomes.values():  # "processed" that changed nothing says why (stale, with both clocks)
         if outcome.status == "processed" and outcome.notes and all(outcome.notes):
             outcome.error = "; ".join(dict.fromkeys(n for n in outcome.notes if n))
-    await conn.executemany(
-        "UPDATE inbound_events SET status = $2, topic = $3, error = $4, order_ids = $5, attempts = attempts + 1, "
-        "processed_at = now() WHERE id = $1",
-        [(i, o.status, _db_text(o.topic), _db_text(o.error), sorted(set(o.order_ids))) for i, o in outcomes.items()],
+    done = list(outcomes.items())
+    writes.add(
+        _OUTCOMES,
+        [i for i, _ in done],
+        [o.status for _, o in done],
+        [_db_text(o.topic) for _, o in done],
+        [_db_text(o.error) for _, o in done],
+        [dumps(sorted(set(o.order_ids))) for _, o in done],
     )
+    leased = await writes.run(conn, lease=lease)
     bad = [row["source"] for row in rows if outcomes[row["id"]].status == "failed"]
-    return _Batch(delivery_ids=delivery_ids, bad_payload_sources=bad)
+    return _Batch(delivery_ids=delivery_ids, bad_payload_sources=bad, leased=leased)
 
 
 def _skew(hub: WorkerContext) -> timedelta:
@@ -238,9 +264,7 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
             async with hub.pool.acquire() as conn, conn.transaction():
                 rows = await _claim(conn, ids, limit)
                 claimed = [r["id"] for r in rows]
-                batch = await _process(conn, rows, _skew(hub)) if rows else _Batch()
-                if batch.delivery_ids:
-                    batch.leased = await hub.deliveries.lease(conn, batch.delivery_ids, started)
+                batch = await _process(conn, rows, _skew(hub), hub.deliveries.lease_ask()) if rows else _Batch()
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
             raise  # database away: arq retries the job; the sweeper is the backstop
         except Exception:
@@ -251,13 +275,13 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
         done += len(claimed)
         if len(claimed) >= limit:
             _help_drain(hub)
-        await _after_commit(hub, batch)
+        await _after_commit(hub, batch, started)
         ids = []
         if len(claimed) < limit or hub.stopping.is_set():
             return done
 
 
-async def _after_commit(hub: WorkerContext, batch: _Batch) -> None:
+async def _after_commit(hub: WorkerContext, batch: _Batch, started: float) -> None:
     """Hand the batch's deliveries to this process's engine and count unreadable payloads per source.
 
     Both best effort (already committed). The worker sends what it wrote itself, with no Redis round
@@ -267,9 +291,9 @@ async def _after_commit(hub: WorkerContext, batch: _Batch) -> None:
     """
     try:
         fresh = batch.delivery_ids
-        if batch.leased is not None:
-            hub.deliveries.take(batch.leased)
-            leased = {item.id for item in batch.leased.items}
+        if batch.leased:
+            hub.deliveries.take(Leased(batch.leased, started))
+            leased = {item.id for item in batch.leased}
             fresh = [i for i in fresh if i not in leased]
         if fresh:
             hub.deliveries.wake(fresh)

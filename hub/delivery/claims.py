@@ -6,20 +6,20 @@ An endpoint is claimable only by the process holding its live leases (or by anyo
 so the per-endpoint concurrency cap holds across processes; claims run one at a time under a
 transaction-level advisory lock, with ``FOR UPDATE SKIP LOCKED``, taking the oldest due rows per
 endpoint so one slow endpoint never crowds the others out. An ingest batch may lease its fresh rows in
-its own transaction (:func:`lease_fresh`), under the same rules. The design and its figures are in
-``docs/webhooks.md`` ("Isolation and the per-endpoint cap", "Delivery mechanics").
+the statement that writes them (:class:`LeaseAsk`, :func:`leased_inserts`), under the same rules. The
+design and its figures are in ``docs/webhooks.md`` ("Isolation and the per-endpoint cap", "Delivery mechanics").
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from hub.db import Conn, locked_transaction
+from hub.db import Part, locked_transaction
 
 __all__ = [
     "CLAIM_LOCK",
@@ -29,7 +29,8 @@ __all__ = [
     "fail_orphaned",
     "find_due",
     "first_attempt_wait",
-    "lease_fresh",
+    "LeaseAsk",
+    "leased_inserts",
     "release",
     "stale_endpoints",
 ]
@@ -88,39 +89,45 @@ RETURNING d.id, d.organization_id, d.endpoint_id, d.event_id, d.event_type, d.at
           e.payload
 """
 
-# In the writing transaction, after taking CLAIM_LOCK: ``now()`` is that transaction's start, so a lease
-# of another process that ended since still counts as live (it only makes this more careful) and the
-# lease written ends a little sooner than ``$6`` seconds from now (the caller's clock started earlier).
-_LEASE_FRESH = """
-WITH fresh AS (
-    SELECT d.id, d.endpoint_id, row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.id) AS n
-    FROM deliveries d
-    WHERE d.id = ANY($1::text[]) AND d.status = 'pending' AND d.leased_until IS NULL AND d.attempt_count = 0
-),
-open AS (
-    SELECT w.id AS endpoint_id, w.url, w.secret,
-           CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
-           $3::int - coalesce((SELECT h.n FROM unnest($4::text[], $5::int[]) AS h(endpoint_id, n)
-                               WHERE h.endpoint_id = w.id), 0) AS room
-    FROM webhook_endpoints w
-    WHERE w.id IN (SELECT endpoint_id FROM fresh) AND w.enabled AND w.deleted_at IS NULL
-      AND NOT EXISTS (SELECT 1 FROM deliveries l
-                      WHERE l.endpoint_id = w.id AND l.leased_until > now()
-                        AND l.lease_owner IS DISTINCT FROM $7::text)
-),
-picked AS (
-    SELECT fresh.id, open.url, open.secret, open.previous_secret
-    FROM fresh JOIN open USING (endpoint_id)
-    WHERE fresh.n <= open.room
-    ORDER BY fresh.id
-    LIMIT $2::int
+# The fresh deliveries of a writing statement (``hub.delivery.outbox.Writes``), leased as they are inserted,
+# under the claim's rules and its lock (only tried: if a claim holds it, nothing is leased). ``now()`` is
+# the transaction's start, so a lease of another process that ended since still counts as live (it only
+# makes this more careful) and the lease written ends a little sooner than asked (the caller's clock
+# started earlier). The statement's snapshot predates its own rows, which carry no lease anyway.
+_LEASE_LOCK = "SELECT pg_try_advisory_xact_lock($1::bigint) AS ok"
+_LEASE_FRESH = (
+    "SELECT d.i AS id, d.w AS endpoint_id, row_number() OVER (PARTITION BY d.w ORDER BY d.i) AS n "
+    "FROM unnest($1::text[], $2::text[]) AS d(i, w)"
 )
-UPDATE deliveries d
-SET leased_until = now() + make_interval(secs => $6::float8), lease_owner = $7::text, updated = now()
-FROM picked, order_events e
-WHERE d.id = picked.id AND e.id = d.event_id
-RETURNING d.id, d.organization_id, d.endpoint_id, d.event_id, d.event_type, d.attempt_count, d.leased_until,
-          picked.url, picked.secret, picked.previous_secret, e.payload
+_LEASE_OPEN = """
+SELECT w.id AS endpoint_id, w.url, w.secret,
+       CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
+       $1::int - coalesce((SELECT h.n FROM unnest($2::text[], $3::int[]) AS h(endpoint_id, n)
+                           WHERE h.endpoint_id = w.id), 0) AS room
+FROM webhook_endpoints w
+WHERE (SELECT ok FROM lease_lock) AND w.id IN (SELECT endpoint_id FROM lease_fresh)
+  AND w.enabled AND w.deleted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM deliveries l
+                  WHERE l.endpoint_id = w.id AND l.leased_until > now() AND l.lease_owner IS DISTINCT FROM $4::text)
+"""
+_LEASE_PICKED = (
+    "SELECT f.id, o.url, o.secret, o.previous_secret FROM lease_fresh f JOIN lease_open o USING (endpoint_id) "
+    "WHERE f.n <= o.room ORDER BY f.id LIMIT $1::int"
+)
+_LEASED_INSERT = """
+INSERT INTO deliveries (id, organization_id, endpoint_id, event_id, event_type, status, attempt_count,
+                        next_attempt_at, created, updated, leased_until, lease_owner)
+SELECT d.i, d.o, d.w, d.e, d.t, 'pending', 0, $6, $6, $6,
+       CASE WHEN p.id IS NOT NULL THEN now() + make_interval(secs => $7::float8) END,
+       CASE WHEN p.id IS NOT NULL THEN $8::text END
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS d(i, o, w, e, t)
+LEFT JOIN lease_picked p ON p.id = d.i
+RETURNING id, organization_id, endpoint_id, event_id, event_type, attempt_count, leased_until
+"""
+# The leased rows with what sending needs; ``new_events`` is the statement's events insert (RETURNING id, payload).
+_LEASED = """
+SELECT n.*, p.url, p.secret, p.previous_secret, e.payload
+FROM new_deliveries n JOIN lease_picked p USING (id) JOIN new_events e ON e.id = n.event_id
 """
 
 _RELEASE = """
@@ -228,33 +235,41 @@ async def claim(
     return [Claimed.from_row(row) for row in rows]
 
 
-async def lease_fresh(
-    conn: Conn,
-    *,
-    owner: str,
-    ids: Sequence[str],
-    limit: int,
-    per_endpoint: int,
-    lease_seconds: float,
-    held: Mapping[str, int] | None = None,
-) -> list[Claimed]:
-    """In the transaction that wrote deliveries ``ids``: lease up to ``limit`` of them for ``owner``.
+@dataclass(frozen=True, slots=True)
+class LeaseAsk:
+    """Lease a writing statement's fresh deliveries for ``owner``, under the rules of :func:`claim`.
 
-    The rules of :func:`claim` (an endpoint another owner's live leases hold is skipped; at most
-    ``per_endpoint`` minus ``held`` per endpoint) under its lock, held until the caller's commit.
-    The lock is only tried: if another claim holds it, nothing is leased and the rows wait for a
-    claim as before. Retried rows are never leased here (``attempt_count = 0``).
+    At most ``limit`` rows, at most ``per_endpoint`` minus ``held`` per endpoint, never an endpoint
+    another owner's live leases hold; ``lease_seconds`` long.
     """
-    if not ids or limit <= 0:
-        return []
-    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1::bigint)", CLAIM_LOCK):
-        return []
-    held = held or {}
-    endpoints = sorted(held)
-    rows = await conn.fetch(
-        _LEASE_FRESH, list(ids), limit, per_endpoint, endpoints, [held[e] for e in endpoints], lease_seconds, owner
-    )
-    return [Claimed.from_row(row) for row in rows]
+
+    owner: str
+    limit: int
+    per_endpoint: int
+    lease_seconds: float
+    held: Mapping[str, int] = field(default_factory=dict)
+
+
+def leased_inserts(
+    rows: Sequence[tuple[str, str, str, str, str]], now: datetime, ask: LeaseAsk
+) -> tuple[list[Part], Part]:
+    """The steps inserting delivery ``rows`` (id, organization, endpoint, event, type), leasing what ``ask`` allows.
+
+    For :class:`hub.delivery.outbox.Writes`, after its ``new_events`` step; the final query returns
+    the leased rows (:meth:`Claimed.from_row`). The lease commits with the rows or not at all.
+    """
+    ids, orgs, endpoints, events, types = [list(c) for c in zip(*rows, strict=True)] or [[], [], [], [], []]
+    held = sorted(ask.held)
+    parts = [
+        Part("lease_lock", _LEASE_LOCK, (CLAIM_LOCK,)),
+        Part("lease_fresh", _LEASE_FRESH, (ids, endpoints)),
+        Part("lease_open", _LEASE_OPEN, (ask.per_endpoint, held, [ask.held[e] for e in held], ask.owner)),
+        Part("lease_picked", _LEASE_PICKED, (ask.limit,)),
+        Part(
+            "new_deliveries", _LEASED_INSERT, (ids, orgs, endpoints, events, types, now, ask.lease_seconds, ask.owner)
+        ),
+    ]
+    return parts, Part("leased", _LEASED)
 
 
 async def release(pool: asyncpg.Pool, items: Sequence[Claimed]) -> int:

@@ -20,8 +20,7 @@ import structlog
 from arq.connections import ArqRedis
 
 from hub import queue
-from hub.db import Conn
-from hub.delivery.claims import Leased, fail_orphaned, find_due, first_attempt_wait, lease_fresh, release
+from hub.delivery.claims import LeaseAsk, Leased, fail_orphaned, find_due, first_attempt_wait, release
 from hub.delivery.pipeline import Pipeline, Shared, enqueue, held_rows, holding, lease_seconds, prefetch
 from hub.delivery.sender import Sender
 from hub.delivery.targets import TargetPolicy
@@ -97,26 +96,26 @@ class DeliveryEngine:
             return
         self._spawn(self._run(delivery_ids, max_seconds=MAX_RUN_SECONDS, leased=None))
 
-    async def lease(self, conn: Conn, delivery_ids: list[str], started: float) -> Leased | None:
-        """In the transaction that wrote ``delivery_ids`` (begun at monotonic ``started``): lease them here.
+    def lease_ask(self) -> LeaseAsk | None:
+        """What a writing transaction may lease of its fresh deliveries for this process (None: nothing).
 
-        Nothing is leased while stopping or closed, while the process holds all it may, or when first
-        attempts are delayed (the retry schedule's first value); those rows go through a claim.
+        Nothing while stopping or closed, while the process holds all it may, or when first attempts
+        are delayed (the retry schedule's first value); those rows go through a claim.
         """
         settings = self.shared.settings
         if not self._open() or settings.webhook_retry_schedule[0]:
             return None
         held = self.held()
-        items = await lease_fresh(
-            conn,
+        room = holding(settings) - sum(held.values())
+        if room <= 0:
+            return None
+        return LeaseAsk(
             owner=self.shared.worker_id,
-            ids=delivery_ids,
-            limit=min(len(delivery_ids), holding(settings) - sum(held.values())),
+            limit=room,
             per_endpoint=prefetch(settings),
             held=held,
             lease_seconds=lease_seconds(settings),
         )
-        return Leased(items, started) if items else None
 
     def take(self, leased: Leased) -> None:
         """After the commit: send what :meth:`lease` leased, in the running pipeline or a new one."""

@@ -10,12 +10,14 @@ place ``version`` grows. Writers use a raw asyncpg connection (JSONB codecs, see
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from hub.db import Conn
+from sqlalchemy.dialects import postgresql
+
+from hub.db import Conn, dumps
 from hub.errors import NotFound
 from hub.ids import new_id
 from hub.models import Order
@@ -27,10 +29,37 @@ Row = dict[str, Any]
 #: Every column an order row has, in insert order (the table definition is the one source).
 COLUMNS: tuple[str, ...] = tuple(Order.__table__.columns.keys())  # type: ignore[attr-defined]
 INSERT_SQL = f"INSERT INTO orders ({', '.join(COLUMNS)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))})"
+_TYPES = {c.name: c.type.compile(dialect=postgresql.dialect()).split("(")[0] for c in Order.__table__.columns}  # type: ignore[attr-defined,no-untyped-call]
+_JSON = frozenset(name for name, kind in _TYPES.items() if kind == "JSONB")
 _IMMUTABLE = frozenset({"id", "organization_id", "created", "version"})
 #: Columns whose change alone is not a change of the order (no new ``version``).
 _BOOKKEEPING = frozenset({"updated", "version"})
 _ZERO = Decimal(0)
+
+
+def unnest_rows(columns: Sequence[str], extra: Sequence[tuple[str, str]] = ()) -> str:
+    """``SELECT <columns> FROM unnest($1::type[], …) AS v(…)``: rows from :func:`column_arrays`.
+
+    ``extra``: more ``(name, type)`` columns after the order's. JSONB values travel as JSON text
+    (``$n::text[]``, cast back per row): an array parameter whose elements are lists would be read
+    as a multi-dimensional array.
+    """
+    typed = [(c, "text" if c in _JSON else _TYPES[c]) for c in columns] + list(extra)
+    params = ", ".join(f"${i + 1}::{kind}[]" for i, (_, kind) in enumerate(typed))
+    values = ", ".join(f"v.{c}::jsonb AS {c}" if c in _JSON else f"v.{c}" for c, _ in typed)
+    return f"SELECT {values} FROM unnest({params}) AS v({', '.join(c for c, _ in typed)})"
+
+
+def column_arrays(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[list[Any]]:
+    """The ``columns`` of ``rows`` as one list per column, for :func:`unnest_rows`."""
+    return [
+        [None if row.get(c) is None else dumps(row[c]) for row in rows] if c in _JSON else [row.get(c) for row in rows]
+        for c in columns
+    ]
+
+
+#: Insert the rows of :func:`column_arrays` over :data:`COLUMNS` (one statement for any number of orders).
+INSERT_MANY_SQL = f"INSERT INTO orders ({', '.join(COLUMNS)}) {unnest_rows(COLUMNS)}"
 
 
 def lock_key(*parts: str) -> int:

@@ -34,10 +34,10 @@ import structlog
 
 from connectors.base import NormalizedOrder
 from hub.db import Conn
-from hub.delivery.outbox import NewEvent, record_events
+from hub.delivery.outbox import NewEvent, Writes, record_events
 from hub.money import quantize
 from hub.orders import rows
-from hub.orders.rows import COLUMNS, INSERT_SQL, lock_key, stamp
+from hub.orders.rows import COLUMNS, lock_key, stamp
 from hub.orders.rules import anomaly, money_anomalies
 from hub.orders.transitions import events_for_change
 from hub.orders.view import order_public
@@ -51,10 +51,11 @@ _MUTABLE = [
 ]
 #: How far ahead of its receipt a source clock may be (``HUB_SOURCE_CLOCK_SKEW_SECONDS``).
 DEFAULT_CLOCK_SKEW = timedelta(seconds=300)
-_UPDATE = (
-    "UPDATE orders SET "
-    + ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(_MUTABLE))
-    + f", deleted_at = CASE WHEN ${len(_MUTABLE) + 2} THEN NULL ELSE deleted_at END WHERE id = $1"
+# The changed orders in one statement: each row's new values, and whether it revives a deleted order.
+_UPDATE_MANY = (
+    f"UPDATE orders o SET {', '.join(f'{c} = u.{c}' for c in _MUTABLE)}, "
+    "deleted_at = CASE WHEN u.revive THEN NULL ELSE o.deleted_at END "
+    f"FROM ({rows.unnest_rows(['id', *_MUTABLE], extra=[('revive', 'boolean')])}) AS u WHERE o.id = u.id"
 )
 
 
@@ -212,12 +213,15 @@ async def upsert_orders(
     endpoints: Sequence[Mapping[str, Any]] | None = None,
     received_at: Sequence[datetime] | None = None,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+    writes: Writes | None = None,
 ) -> UpsertResult:
     """Apply ``orders`` (in order) to the organization's orders and record their events.
 
     ``endpoints``: the organization's enabled endpoints if the caller read them already in this
     transaction (see :func:`~hub.delivery.outbox.record_events`). ``received_at`` (beside
-    ``orders``; default now) and ``clock_skew`` bound each source clock.
+    ``orders``; default now) and ``clock_skew`` bound each source clock. With ``writes`` the
+    orders, events and deliveries are added there for the caller to run (one statement with its
+    own writes); without, they are written before this returns.
     """
     result = UpsertResult()
     if not orders:
@@ -264,15 +268,17 @@ async def upsert_orders(
         result.notes.append(None if note is None else f"{note}; only fields the order lacked were filled")
         public = order_public(state)
         events.extend(NewEvent(organization_id, state["id"], order.source, t, public) for t in types)
+    pending = writes if writes is not None else Writes()
     if inserted:
-        await conn.executemany(INSERT_SQL, [tuple(stored[k].get(c) for c in COLUMNS) for k in inserted])
+        pending.add(rows.INSERT_MANY_SQL, *rows.column_arrays([stored[k] for k in inserted], COLUMNS))
     changed -= inserted
     if changed:
-        await conn.executemany(
-            _UPDATE, [(stored[k]["id"], *(stored[k][c] for c in _MUTABLE), k in revived) for k in changed]
-        )
+        states = [stored[k] for k in changed]
+        pending.add(_UPDATE_MANY, *rows.column_arrays(states, ["id", *_MUTABLE]), [k in revived for k in changed])
     result.created, result.updated = len(inserted), len(changed)
-    result.delivery_ids = await record_events(conn, events, endpoints=endpoints)
+    result.delivery_ids = await pending.record(conn, events, endpoints=endpoints)
+    if writes is None:
+        await pending.run(conn)
     return result
 
 
@@ -287,8 +293,15 @@ async def delete_orders(
     organization_id: str,
     order_ids: Sequence[str],
     endpoints: Sequence[Mapping[str, Any]] | None = None,
+    writes: Writes | None = None,
 ) -> list[str]:
-    """Soft-delete orders a source deleted and record ``order.deleted``; returns delivery ids."""
+    """Soft-delete orders a source deleted and record ``order.deleted``; returns delivery ids.
+
+    With ``writes``, what they hold is written first (the orders to delete may be among them) and
+    the events are added there.
+    """
+    if writes is not None:
+        await writes.run(conn)
     rows = await conn.fetch(
         "UPDATE orders SET deleted_at = now(), updated = now(), version = version + 1 "
         "WHERE organization_id = $1 AND id = ANY($2::text[]) "
@@ -297,4 +310,6 @@ async def delete_orders(
         list(order_ids),
     )
     events = [NewEvent(organization_id, r["id"], r["source"], "order.deleted", order_public(r)) for r in rows]
+    if writes is not None:
+        return await writes.record(conn, events, endpoints=endpoints)
     return await record_events(conn, events, endpoints=endpoints)

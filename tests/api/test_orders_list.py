@@ -212,3 +212,20 @@ async def test_search_plans_agree_with_a_plain_filter(
                     assert body["meta"]["total"] >= start + len(body["data"])
         exact = await call(client, "GET", f"/api/v1/orders?search={quote(term)}&per_page=2&count=exact", auth, 200)
         assert (exact["meta"]["total"], exact["meta"]["total_exact"]) == (len(expected), True)
+
+
+async def test_an_estimated_total_is_reused_briefly_and_an_exact_one_never(
+    client: Client, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(order_query, "COUNT_CAP", 2)
+    for n in range(3):
+        await make_order(client, auth, customer_name=f"Estimate {n}")
+    first = await call(client, "GET", "/api/v1/orders?per_page=1", auth, 200)
+    assert first["meta"]["total_exact"] is False
+    await make_order(client, auth, customer_name="Estimate 3")
+    again = await call(client, "GET", "/api/v1/orders?per_page=1", auth, 200)
+    assert (again["meta"]["total"], again["meta"]["total_exact"]) == (first["meta"]["total"], False)
+    exact = await call(client, "GET", "/api/v1/orders?per_page=1&count=exact", auth, 200)
+    assert (exact["meta"]["total"], exact["meta"]["total_exact"]) == (4, True)
+    monkeypatch.setattr(order_query, "ESTIMATE_TTL", 0.0)  # expired: estimated afresh (and still flagged)
+    assert (await call(client, "GET", "/api/v1/orders?per_page=1", auth, 200))["meta"]["total_exact"] is False

@@ -14,18 +14,25 @@ from typing import Any
 
 import asyncpg
 
-from hub.delivery.claims import CLAIM_LOCK, claim, lease_fresh
-from hub.delivery.outbox import NewEvent, record_events
+from hub.delivery.claims import CLAIM_LOCK, Claimed, LeaseAsk, claim
+from hub.delivery.outbox import NewEvent, Writes
 from tests.conftest import data_path, eventually
 from tests.fakes.receiver import Receiver
 from tests.webhooks.conftest import Client, create_webhook, org_of, sample_order, verify
 
+ASK = LeaseAsk(owner="me", limit=10, per_endpoint=10, lease_seconds=30)
 
-async def _write(conn: asyncpg.Connection, org: str, count: int, prefix: str = "ord_fresh") -> list[str]:
+
+async def _write(
+    conn: asyncpg.Connection, org: str, count: int, prefix: str = "ord_fresh", ask: LeaseAsk = ASK
+) -> tuple[list[str], list[Claimed]]:
+    """Write ``count`` events' deliveries in one statement that leases what ``ask`` allows."""
     events = [
         NewEvent(org, f"{prefix}_{n}", "api", "order.updated", sample_order(f"{prefix}_{n}", org)) for n in range(count)
     ]
-    return await record_events(conn, events)
+    writes = Writes()
+    ids = await writes.record(conn, events)
+    return ids, await writes.run(conn, lease=ask)
 
 
 async def _leases(pool: asyncpg.Pool, ids: list[str]) -> dict[str, str | None]:
@@ -39,8 +46,7 @@ async def test_fresh_rows_are_leased_with_what_sending_needs_and_commit_with_the
     endpoint = await create_webhook(client, auth, receiver.url("/fresh"))
     org = await org_of(pool, endpoint["id"])
     async with pool.acquire() as conn, conn.transaction():
-        ids = await _write(conn, org, 3)
-        leased = await lease_fresh(conn, owner="me", ids=ids, limit=10, per_endpoint=10, lease_seconds=30)
+        ids, leased = await _write(conn, org, 3)
     assert sorted(item.id for item in leased) == sorted(ids)
     item = leased[0]
     assert (item.url, item.secrets, item.endpoint_id) == (receiver.url("/fresh"), (endpoint["secret"],), endpoint["id"])
@@ -54,8 +60,8 @@ async def test_fresh_rows_are_leased_with_what_sending_needs_and_commit_with_the
     async with pool.acquire() as conn:
         transaction = conn.transaction()
         await transaction.start()
-        gone = await _write(conn, org, 1, prefix="ord_rolled_back")
-        assert len(await lease_fresh(conn, owner="me", ids=gone, limit=10, per_endpoint=10, lease_seconds=30)) == 1
+        gone, leased = await _write(conn, org, 1, prefix="ord_rolled_back")
+        assert len(leased) == 1
         await transaction.rollback()
     assert await _leases(pool, gone) == {}
 
@@ -67,15 +73,13 @@ async def test_an_endpoint_another_process_sends_to_and_the_endpoint_share_are_r
     free = await create_webhook(client, auth, receiver.url("/free"))
     org = await org_of(pool, busy["id"])
     async with pool.acquire() as conn, conn.transaction():
-        older = await _write(conn, org, 1, prefix="ord_older")
+        older, _ = await _write(conn, org, 1, prefix="ord_older", ask=LeaseAsk("nobody", 0, 10, 30))
     taken = await claim(pool, owner="other", wanted=older, limit=1, per_endpoint=10, lease_seconds=30)
     assert [item.endpoint_id for item in taken] == [busy["id"]]  # "other" now sends to /busy
 
     async with pool.acquire() as conn, conn.transaction():
-        ids = await _write(conn, org, 4)  # 8 rows: 4 per endpoint
-        leased = await lease_fresh(
-            conn, owner="me", ids=ids, limit=10, per_endpoint=3, lease_seconds=30, held={free["id"]: 1}
-        )
+        # 8 rows: 4 per endpoint
+        ids, leased = await _write(conn, org, 4, ask=LeaseAsk("me", 10, 3, 30, held={free["id"]: 1}))
     assert {item.endpoint_id for item in leased} == {free["id"]}
     assert len(leased) == 2  # a share of 3, one of which this process already holds
     owners = await _leases(pool, ids)
@@ -90,8 +94,8 @@ async def test_a_busy_claim_lock_leaves_fresh_rows_to_a_claim(
     async with db.transaction():
         await db.execute(f"SELECT pg_advisory_xact_lock({CLAIM_LOCK})")  # a claim in progress elsewhere
         async with pool.acquire() as conn, conn.transaction():
-            ids = await _write(conn, org, 2)
-            assert await lease_fresh(conn, owner="me", ids=ids, limit=10, per_endpoint=10, lease_seconds=30) == []
+            ids, leased = await _write(conn, org, 2)
+            assert leased == []
     assert await _leases(pool, ids) == dict.fromkeys(ids)
     assert len(await claim(pool, owner="me", wanted=ids, limit=10, per_endpoint=10, lease_seconds=30)) == 2
 
