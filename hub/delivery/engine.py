@@ -118,7 +118,7 @@ class DeliveryEngine:
         )
 
     def take(self, leased: Leased) -> None:
-        """After the commit: send what :meth:`lease` leased, in the running pipeline or a new one."""
+        """After the commit: send what a writing statement leased (:meth:`lease_ask`), here."""
         if not self._open():
             self._spawn(release(self.shared.pool, leased.items))  # due again at once, for another worker
             return
