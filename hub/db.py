@@ -84,6 +84,11 @@ class Part:
     args: tuple[Any, ...] = ()
 
 
+def columns_of(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """``rows`` turned into ``width`` column lists, for ``unnest($1::type[], …)`` (empty lists for no rows)."""
+    return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in range(width)]
+
+
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 

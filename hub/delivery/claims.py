@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.db import Part, locked_transaction
+from hub.db import Part, columns_of, locked_transaction
 
 __all__ = [
     "CLAIM_LOCK",
@@ -258,7 +258,7 @@ def leased_inserts(
     For :class:`hub.delivery.outbox.Writes`, after its ``new_events`` step; the final query returns
     the leased rows (:meth:`Claimed.from_row`). The lease commits with the rows or not at all.
     """
-    ids, orgs, endpoints, events, types = [list(c) for c in zip(*rows, strict=True)] or [[], [], [], [], []]
+    ids, orgs, endpoints, events, types = columns_of(rows, 5)
     held = sorted(ask.held)
     parts = [
         Part("lease_lock", _LEASE_LOCK, (CLAIM_LOCK,)),

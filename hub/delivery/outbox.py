@@ -15,7 +15,7 @@ from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.db import Conn, Part, compose
+from hub.db import Conn, Part, columns_of, compose
 from hub.delivery.claims import Claimed, LeaseAsk, leased_inserts
 from hub.ids import new_id
 from hub.orders.transitions import matches
@@ -134,7 +134,7 @@ class Writes:
         """Write everything collected (then forget it); returns the deliveries leased for ``lease``."""
         parts = list(self.parts)
         if self.events:
-            parts.append(Part("new_events", _EVENTS, (*_columns(self.events, 6), self.now)))
+            parts.append(Part("new_events", _EVENTS, (*columns_of(self.events, 6), self.now)))
         final = Part("done", "SELECT NULL")
         leasing = lease is not None and bool(self.deliveries)
         if self.deliveries:
@@ -143,7 +143,7 @@ class Writes:
                 more, final = leased_inserts(rows, self.now, lease)
                 parts += more
             else:
-                parts.append(Part("new_deliveries", _DELIVERIES, (*_columns(rows, 5), self.now)))
+                parts.append(Part("new_deliveries", _DELIVERIES, (*columns_of(rows, 5), self.now)))
         claimed: list[Claimed] = []
         if parts:
             sql, args = compose(parts, final)
@@ -153,10 +153,6 @@ class Writes:
                 await conn.execute(sql, *args)
         self.parts, self.events, self.deliveries = [], [], []
         return claimed
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in range(width)]
 
 
 async def record_events(
