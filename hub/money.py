@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Context, Decimal
+from functools import lru_cache
 
 from connectors.base import DECIMAL_TEXT, MAX_DECIMAL_TEXT
 
@@ -188,10 +189,16 @@ def currency_decimals(code: str) -> int:
     return _MINOR_UNITS.get(code.strip().upper(), 2)
 
 
+@lru_cache(maxsize=1024)
+def _minor_unit(currency: str) -> tuple[Decimal, bool]:
+    """The currency's minor unit as a quantize exponent, and whether it has no decimals (hot: cached)."""
+    decimals = currency_decimals(currency)
+    return Decimal(1).scaleb(-decimals), decimals == 0
+
+
 def quantize(amount: Decimal, currency: str) -> Decimal:
     """Round ``amount`` to the currency's minor unit, half away from zero (ROUND_HALF_UP)."""
-    exponent = Decimal(1).scaleb(-currency_decimals(currency))
-    return amount.quantize(exponent, rounding=ROUND_HALF_UP, context=_CTX)
+    return amount.quantize(_minor_unit(currency)[0], rounding=ROUND_HALF_UP, context=_CTX)
 
 
 def compute_totals(
@@ -254,7 +261,6 @@ def to_json_number(amount: Decimal, currency: str) -> float | int:
     floats never feed back into arithmetic. Lossless for amounts up to 10^12 with up to 3 decimals
     (4-decimal currencies up to 10^11): ``Decimal(repr(result)) == quantize(amount, currency)``.
     """
-    rounded = quantize(amount, currency)
-    if currency_decimals(currency) == 0:
-        return int(rounded)
-    return float(rounded)
+    exponent, whole = _minor_unit(currency)
+    rounded = amount.quantize(exponent, rounding=ROUND_HALF_UP, context=_CTX)
+    return int(rounded) if whole else float(rounded)

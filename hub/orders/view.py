@@ -6,7 +6,7 @@ with the currency's decimals only here, at the output edge.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -70,31 +70,37 @@ def _time(value: Any) -> Any:
     return value
 
 
+def _products(value: Any, currency: str) -> list[dict[str, Any]]:
+    return [_line(line, currency) for line in value or []]
+
+
+def _history(value: Any, _currency: str) -> list[dict[str, Any]]:
+    return [{**entry, "at": _time(entry.get("at"))} for entry in value or []]
+
+
+#: How each field that is not shown as stored is shown (every other field is its stored value).
+_SHOWN: dict[str, Callable[[Any, str], Any]] = {
+    **dict.fromkeys(MONEY_FIELDS, _money),
+    **dict.fromkeys(("source_updated_at", "created", "updated"), lambda value, _currency: _time(value)),
+    "products": _products,
+    "status_history": _history,
+}
+
+
 def order_public(row: Any, *, is_duplicate: bool = False) -> dict[str, Any]:
     """The order as the API and webhooks show it, from a row mapping or an ``Order`` object."""
     if isinstance(row, Mapping | asyncpg.Record):
-
-        def get(name: str) -> Any:
-            if name in _DEFAULTS and name not in row.keys():  # noqa: SIM118 - a Record iterates values
-                return _DEFAULTS[name]
-            return row[name]
-
+        present = set(row.keys())
+        values = [_DEFAULTS[name] if name in _DEFAULTS and name not in present else row[name] for name in PUBLIC_FIELDS]
     else:
-
-        def get(name: str) -> Any:
-            return getattr(row, name, _DEFAULTS.get(name))
-
-    currency = str(get("currency"))
+        values = [getattr(row, name, _DEFAULTS.get(name)) for name in PUBLIC_FIELDS]
+    currency = str(values[_CURRENCY])
     out: dict[str, Any] = {}
-    for name in PUBLIC_FIELDS:
-        value = get(name)
-        if name in MONEY_FIELDS:
-            out[name] = _money(value, currency)
-        elif name == "products":
-            out[name] = [_line(line, currency) for line in value or []]
-        elif name == "status_history":
-            out[name] = [{**entry, "at": _time(entry.get("at"))} for entry in value or []]
-        else:
-            out[name] = _time(value)
+    for name, value in zip(PUBLIC_FIELDS, values):  # noqa: B905 - built from PUBLIC_FIELDS just above
+        shown = _SHOWN.get(name)
+        out[name] = value if shown is None else shown(value, currency)
     out["is_duplicate"] = is_duplicate
     return out
+
+
+_CURRENCY = PUBLIC_FIELDS.index("currency")
