@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 import phonenumbers
@@ -167,6 +168,13 @@ def to_e164(raw: Any, *, default_region: str = "SA") -> str | None:
     text = str(raw).strip()
     if not text:
         return None
+    # Parsing a number costs more than the rest of an order's fields; a customer's number recurs (every
+    # event of an order, every order of a returning customer), so short ones are cached.
+    return _e164_cached(text, default_region) if len(text) <= 64 else _e164(text, default_region)
+
+
+def _e164(text: str, default_region: str) -> str:
+    """:func:`to_e164` of stripped, non-empty text."""
     if text.startswith("00"):
         text = "+" + text[2:]
     try:
@@ -176,6 +184,9 @@ def to_e164(raw: Any, *, default_region: str = "SA") -> str | None:
     if not phonenumbers.is_possible_number(parsed):
         return text
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+_e164_cached = lru_cache(maxsize=4096)(_e164)
 
 
 def parse_time(value: Any, *, field_name: str) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -41,6 +42,32 @@ def test_surrogate_escapes_decoded_from_json_are_cleaned_by_every_text_reader() 
 def test_load_json_refuses_with_a_reason(body: bytes, reason: str) -> None:
     with pytest.raises(PayloadError, match=reason):
         r.load_json(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "value"),
+    [
+        (
+            b'{"id": 12345678901234567890123, "n": -9223372036854775809}',
+            {"id": 12345678901234567890123, "n": -(2**63) - 1},
+        ),
+        (b"[18446744073709551616, 1.5]", [18446744073709551616, 1.5]),  # past 64 bits: still an exact int
+        (b'{"total": 0.1, "qty": 3, "a": 1, "a": 2}', {"total": 0.1, "qty": 3, "a": 2}),
+        (b"[1e400, -1e400, 1e-400]", [math.inf, -math.inf, 0.0]),  # as the standard library reads them
+        (b'["\\ud800"]', ["\ud800"]),  # a lone surrogate escape: kept for the text readers to clean
+    ],
+)
+def test_load_json_keeps_every_number_exactly_as_the_standard_library_reads_it(body: bytes, value: Any) -> None:
+    assert r.load_json(body) == value
+    assert [type(v) for v in _leaves(r.load_json(body))] == [type(v) for v in _leaves(value)]
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
 
 
 # The unified model (generic, chat_agent, Shopify, WooCommerce) and Salla/Zid keep their own documented rules.
