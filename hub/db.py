@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -92,6 +93,12 @@ def columns_of(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
+@lru_cache(maxsize=1024)
+def _renumbered(sql: str, offset: int) -> str:
+    """``sql`` with each ``$n`` made ``$(n + offset)`` (cached: a hot path composes the same few parts)."""
+    return _PLACEHOLDER.sub(lambda m: f"${int(m.group(1)) + offset}", sql) if offset else sql
+
+
 def compose(parts: Sequence[Part], final: Part) -> tuple[str, list[Any]]:
     """One statement (one round trip) running ``parts`` as CTEs, in order, then ``final``'s query.
 
@@ -105,7 +112,7 @@ def compose(parts: Sequence[Part], final: Part) -> tuple[str, list[Any]]:
     def numbered(part: Part) -> str:
         offset = len(args)
         args.extend(part.args)
-        return _PLACEHOLDER.sub(lambda m: f"${int(m.group(1)) + offset}", part.sql)
+        return _renumbered(part.sql, offset)
 
     ctes = [f"{part.name} AS ({numbered(part)})" for part in parts]
     query = numbered(final)

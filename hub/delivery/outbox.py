@@ -11,7 +11,7 @@ that wake-up is lost, the sweeper finds the due rows anyway.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -138,7 +138,7 @@ class Writes:
         final = Part("done", "SELECT NULL")
         leasing = lease is not None and bool(self.deliveries)
         if self.deliveries:
-            rows = [astuple(d) for d in self.deliveries]
+            rows = [(d.id, d.organization_id, d.endpoint_id, d.event_id, d.event_type) for d in self.deliveries]
             if lease is not None:
                 more, final = leased_inserts(rows, self.now, lease)
                 parts += more
