@@ -8,6 +8,7 @@ servers of a running ``hub up`` on that folder (or starts them for the length of
 from __future__ import annotations
 
 import asyncio
+import errno
 import secrets
 import signal
 import sys
@@ -106,16 +107,13 @@ async def _first_run_key(settings: Settings) -> str | None:
 
 
 async def _up(settings: Settings) -> None:
-    from aiohttp import web
 
     from hub.app import create_app
     from workers.main import create_worker, stop_gracefully, supervise
 
     key = await _first_run_key(settings)
     runner = _runner(create_app(settings), settings)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    await _listen(runner, settings)
     worker = create_worker(settings, handle_signals=False, settle_heap=True)
     worker_task = asyncio.create_task(supervise(worker), name="worker")
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
@@ -164,14 +162,12 @@ def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> Non
 
 
 async def _serve(settings: Settings) -> None:
-    from aiohttp import web
 
     from hub import heap
     from hub.app import create_app
 
     runner = _runner(create_app(settings), settings)
-    await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.port).start()
+    await _listen(runner, settings)
     heap.settle()
     err.print(f"API listening on http://{settings.host}:{settings.port}")
     await _wait_for_signal()
@@ -180,6 +176,24 @@ async def _serve(settings: Settings) -> None:
 
 
 SHUTDOWN_SECONDS = 30.0
+
+
+async def _listen(runner: web.AppRunner, settings: Settings) -> None:
+    """Set the app up and listen; if the address cannot be bound, close what the app opened and say why."""
+    from aiohttp import web
+
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+    except OSError as exc:
+        await runner.cleanup()  # the app's pools and HTTP clients, so nothing is left unclosed
+        if exc.errno == errno.EADDRINUSE:
+            err.print(
+                f"[red]{settings.host}:{settings.port} is already in use[/red]: stop what listens there, "
+                "or choose another port (--port or HUB_PORT)."
+            )
+            raise typer.Exit(1) from None
+        raise
 
 
 def _runner(app: web.Application, settings: Settings) -> web.AppRunner:

@@ -57,3 +57,27 @@ async def test_serve_refuses_to_guess_its_public_url(settings: Settings, tmp_pat
     _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 2
     assert "HUB_PUBLIC_URL" in err.decode()
+
+
+async def test_a_port_in_use_is_one_clear_line_and_nothing_left_open(settings: Settings, tmp_path: Path) -> None:
+    taken = await asyncio.start_server(lambda _r, _w: None, "127.0.0.1", 0)
+    port = taken.sockets[0].getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env |= {
+        "HUB_DATABASE_URL": settings.database_url or "",
+        "HUB_REDIS_URL": settings.redis_url or "",
+        "HUB_DATA_DIR": str(tmp_path),
+        "HUB_PUBLIC_URL": "http://127.0.0.1",
+    }
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hub", "serve", "--port", str(port), env=env, stdout=-1, stderr=-1
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        taken.close()
+    text = (out + err).decode()
+    assert proc.returncode == 1
+    assert f"127.0.0.1:{port} is already in use" in text
+    assert "Traceback" not in text
+    assert "Unclosed" not in text  # the app's pools and HTTP clients were closed
