@@ -26,6 +26,7 @@ from arq.connections import ArqRedis
 from hub import queue
 from hub.delivery import signing
 from hub.delivery.claims import Claimed, claim, fail_orphaned, release, stale_endpoints
+from hub.delivery.groups import next_group
 from hub.delivery.policy import Outcome, envelope_body
 from hub.delivery.records import Attempt, Recorded, record_attempts
 from hub.delivery.sender import Sender
@@ -236,18 +237,11 @@ class Pipeline:
             log.warning("delivery_release_failed", count=len(sends), exc_info=True)
 
     async def _next_group(self, within: float | None) -> list[tuple[_Send, Attempt | None] | None]:
-        if self.finished.empty():
-            try:
-                async with asyncio.timeout(within):
-                    first = await self.finished.get()
-            except TimeoutError:
-                return []
-            group = [first]
-        else:
-            group = []
-        while not self.finished.empty():
-            group.append(self.finished.get_nowait())
-        return group
+        """Finished sends to record (a short wait for more at low rates: not while a backlog is being
+        claimed, the last claim having been full, nor when stopping)."""
+        return await next_group(
+            self.finished, within, may_linger=lambda: not self.more and not self.hub.stopping.is_set()
+        )
 
     async def _record_group(self, group: list[tuple[_Send, Attempt | None]]) -> None:
         live = [(send, attempt) for send, attempt in group if not send.settled]

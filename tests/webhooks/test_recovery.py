@@ -207,3 +207,32 @@ async def test_a_pipeline_that_fails_gives_back_its_hold_on_the_endpoint(
         assert engine.pipeline is None
     finally:
         await engine.close()
+
+
+async def test_attempts_finishing_close_together_are_recorded_in_one_statement(
+    client: Client,
+    auth: dict[str, str],
+    settings: Settings,
+    receiver: Receiver,
+    pool: asyncpg.Pool,
+    arq_redis: ArqRedis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A finished attempt waits a moment for others (RECORD_LINGER, made long here so the test does
+    not race the machine): both rows are then written by one statement, so they share its ``now()``."""
+    from hub.delivery import groups
+
+    monkeypatch.setattr(groups, "RECORD_LINGER", 1.0)
+    fast = await create_webhook(client, auth, receiver.url("/fast"))
+    await create_webhook(client, auth, receiver.url("/slow"))
+    receiver.always("/slow", Reply(delay=0.3))
+    ids = await emit(pool, None, await org_of(pool, fast["id"]), "order.updated")
+    assert len(ids) == 2  # one per endpoint
+    engine = DeliveryEngine.open(settings, pool, arq_redis)
+    try:
+        assert await engine.run(ids) == 2
+    finally:
+        await engine.close()
+    rows = await pool.fetch("SELECT status, completed_at FROM deliveries WHERE id = ANY($1::text[])", ids)
+    assert [row["status"] for row in rows] == ["succeeded", "succeeded"]
+    assert rows[0]["completed_at"] == rows[1]["completed_at"]
