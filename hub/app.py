@@ -113,8 +113,8 @@ def create_app(settings: Settings, *, overrides: dict[web.AppKey[Any], Any] | No
     app[SETTINGS] = settings
     app[HTTP_METRICS] = HttpMetrics()
     app[LIMITER] = Limiter.from_settings(settings)
-    app[CONNECTION_CACHE] = {}
-    app[KEY_CACHE] = {}
+    app[CONNECTION_CACHE] = db.TtlCache()
+    app[KEY_CACHE] = db.TtlCache()
     app[EXPORTS] = ExportGate(settings.export_max_concurrent)
     app[ROUTERS] = routers()
     app[_MAX_BODY] = settings.max_body_bytes

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, TypeAlias
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import asyncpg
 import orjson
@@ -74,6 +75,38 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
     )
     assert pool is not None
     return pool
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    """A database answer saved for a second or two in this process: ``key → value`` with the time each
+    was stored, emptied when it reaches ``max_entries``. Each reader passes its own time to live (a module
+    constant tests may change). Used for an API key's principal, an inbound connection's row and an order
+    list's estimated total: a lookup saved, never state."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._entries: dict[K, tuple[float, V]] = {}
+        self._max_entries = max_entries
+
+    def get(self, key: K, ttl: float) -> tuple[V] | None:
+        """``(value,)`` if ``key`` was stored less than ``ttl`` seconds ago (a value may be None), else None."""
+        hit = self._entries.get(key)
+        if hit is None or time.monotonic() - hit[0] >= ttl:
+            return None
+        return (hit[1],)
+
+    def put(self, key: K, value: V) -> None:
+        """Store ``value`` for ``key`` as of now."""
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), value)
+
+    def pop(self, key: K) -> None:
+        """Forget ``key`` (the next read looks it up again)."""
+        self._entries.pop(key, None)
 
 
 @dataclass(frozen=True, slots=True)

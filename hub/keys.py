@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.api._router import Router
+from hub.db import TtlCache
 from hub.ingest.store import GroupCommitter
 from hub.ops.metrics import HttpMetrics
 from hub.orders.export import ExportGate
@@ -38,9 +39,9 @@ REDIS = web.AppKey("redis", ArqRedis)
 HTTP = web.AppKey("http", ClientSession)
 INBOUND = web.AppKey("inbound", GroupCommitter)
 LIMITER = web.AppKey("limiter", Limiter)
-CONNECTION_CACHE = web.AppKey("connection_cache", dict[str, tuple[float, Any]])
+CONNECTION_CACHE = web.AppKey("connection_cache", TtlCache[str, Any])
 #: Active API keys by the SHA-256 of the key, with when they were read (``hub.web.middleware``).
-KEY_CACHE = web.AppKey("key_cache", dict[str, tuple[float, Principal]])
+KEY_CACHE = web.AppKey("key_cache", TtlCache[str, Principal])
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 #: Every API router, in match order: what ``/openapi.json`` documents (read from the app, not imported).
 ROUTERS = web.AppKey("routers", list[Router])

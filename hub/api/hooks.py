@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 
 import structlog
@@ -108,17 +107,14 @@ async def _connection(request: web.Request, connection_id: str) -> Any:
     A cache, not state: losing it costs one query, and every process sees changes within the TTL.
     """
     cache = request.app[CONNECTION_CACHE]
-    now = time.monotonic()
-    hit = cache.get(connection_id)
-    if hit is not None and now - hit[0] < _TTL:
-        return hit[1]
+    hit = cache.get(connection_id, _TTL)
+    if hit is not None:
+        return hit[0]
     row = await request.app[INGEST_POOL].fetchrow(
         "SELECT organization_id, source, secret, settings FROM connections WHERE id = $1 AND deleted_at IS NULL",
         connection_id,
     )
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[connection_id] = (now, row)
+    cache.put(connection_id, row)
     return row
 
 
@@ -132,7 +128,7 @@ async def _check_shop(request: web.Request, connection_id: str, row: Any, raw: R
     if bound is None:
         async with request.app[INGEST_POOL].acquire() as conn:
             bound = await connections.bind_shop(conn, connection_id=connection_id, shop=claimed)
-        request.app[CONNECTION_CACHE].pop(connection_id, None)
+        request.app[CONNECTION_CACHE].pop(connection_id)
     if not shops.same_shop(bound, claimed):
         await _count_reject(request, source, WRONG_SHOP)
         raise Unauthorized("Event from another shop", details={"shop": f"this connection is bound to {bound}"})

@@ -15,20 +15,19 @@ count never is). Pages are read by ``hub.orders.listing``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from connectors.base import to_e164
-from hub.db import Conn
+from hub.db import Conn, TtlCache
 from hub.schemas.order_views import OrderFilters
 
 COUNT_CAP = 1_000
 #: Seconds an estimated (over :data:`COUNT_CAP`) total is reused for the same filter in this process.
 ESTIMATE_TTL = 2.0
-_ESTIMATES: dict[tuple[str, str], tuple[float, int]] = {}
+_ESTIMATES: TtlCache[tuple[str, str], int] = TtlCache()
 #: The text ``search`` matches, as one expression so one trigram index serves it (migration 0002);
 #: chr(31) between the fields keeps a term from matching across two of them.
 SEARCH_TEXT = (
@@ -123,10 +122,9 @@ async def count_orders(conn: Conn, *, where: str, args: list[Any], exact: bool) 
     if exact:
         return int(await conn.fetchval(f"SELECT count(*) FROM orders WHERE {where}", *args)), True
     key = (where, repr(args))  # the organization is one of the arguments: never shared across them
-    now = time.monotonic()
-    cached = _ESTIMATES.get(key)
-    if cached is not None and now - cached[0] < ESTIMATE_TTL:
-        return cached[1], False
+    cached = _ESTIMATES.get(key, ESTIMATE_TTL)
+    if cached is not None:
+        return cached[0], False
     capped = await conn.fetchval(
         f"SELECT count(*) FROM (SELECT 1 FROM orders WHERE {where} LIMIT {COUNT_CAP + 1}) AS capped", *args
     )
@@ -135,7 +133,5 @@ async def count_orders(conn: Conn, *, where: str, args: list[Any], exact: bool) 
     plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM orders WHERE {where}", *args)
     parsed = orjson.loads(plan) if isinstance(plan, str | bytes) else plan
     estimate = max(int(parsed[0]["Plan"]["Plan Rows"]), COUNT_CAP + 1)
-    if len(_ESTIMATES) >= 10_000:
-        _ESTIMATES.clear()
-    _ESTIMATES[key] = (now, estimate)
+    _ESTIMATES.put(key, estimate)
     return estimate, False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import asyncpg
 import structlog
@@ -166,17 +165,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 async def _principal(app: web.Application, key: str) -> Principal:
     """The key's principal: looked up, or reused for :data:`KEY_TTL` s (only keys found active are kept)."""
-    cache, digest, now = app[KEY_CACHE], hash_key(key), time.monotonic()
-    hit = cache.get(digest)
-    if hit is not None and now - hit[0] < KEY_TTL:
-        return hit[1]
+    cache, digest = app[KEY_CACHE], hash_key(key)
+    hit = cache.get(digest, KEY_TTL)
+    if hit is not None:
+        return hit[0]
     principal = await authenticate(app[PG_POOL], key=key)
     if principal is None:
-        cache.pop(digest, None)
+        cache.pop(digest)
         raise Unauthorized("Invalid or revoked API key", details={"authorization": "unknown key"})
-    if len(cache) >= 10_000:
-        cache.clear()
-    cache[digest] = (now, principal)
+    cache.put(digest, principal)
     return principal
 
 
