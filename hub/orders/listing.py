@@ -2,6 +2,9 @@
 
 Without ``search`` a page is one ``ORDER BY … LIMIT`` on the sort's index, plus a count (see
 ``order_query.count_orders``). ``has_next`` is always exact: one row more than the page is fetched.
+That walk reads only the rows' ids and versions (``xmin``); rows this process has rendered at that
+version (:mod:`hub.orders.rendered`, a polled first page) are not read again, the others are read
+by id and checked to be the version the walk saw (else the page is read whole, in one statement).
 
 ``search`` is a substring match (trigram index, migration 0002) whose selectivity the planner
 cannot know: a common term ("gmail") is fastest found by walking the sort index and filtering, a
@@ -21,12 +24,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import orjson
+from asyncpg import Record
+
 from hub.db import Conn
-from hub.orders import rows as orders
 from hub.orders.query import OrderPage, count_orders, order_by, search_clause, where_clause
+from hub.orders.rendered import KEY_COLUMNS, ROW_VERSION_COLUMNS, cached, rendered
 from hub.schemas.order_views import OrderFilters
 
 WINDOW = 5_000
+_ORDERS = f"SELECT {ROW_VERSION_COLUMNS} FROM orders WHERE"
+_BY_IDS = f"{_ORDERS} organization_id = $1 AND id = ANY($2::varchar[])"
 
 
 async def list_orders(
@@ -51,21 +59,43 @@ async def list_orders(
             phone_region=phone_region,
         )
     where, args = where_clause(organization_id, filters, phone_region=phone_region)
-    rows = await _fetch(conn, f"SELECT * FROM orders WHERE {where}", args, filters.sort, offset, limit)
-    return await _page(conn, rows, offset=offset, limit=limit, where=where, args=args, exact_count=exact_count)
+    keys = await _fetch(conn, f"SELECT {KEY_COLUMNS} FROM orders WHERE {where}", args, filters.sort, offset, limit)
+    page = await _known(conn, organization_id, keys[:limit])
+    if page is None:  # a row of the page changed between the two reads: read the page whole
+        rows = await _fetch(conn, f"{_ORDERS} {where}", args, filters.sort, offset, limit)
+        keys, page = rows, [rendered(row) for row in rows[:limit]]
+    more = len(keys) > limit
+    return await _page(conn, page, more, offset=offset, limit=limit, where=where, args=args, exact_count=exact_count)
 
 
-async def _fetch(conn: Conn, source: str, args: list[Any], sort: str, offset: int, limit: int) -> list[dict[str, Any]]:
+async def _known(conn: Conn, organization_id: str, keys: list[Record]) -> list[orjson.Fragment] | None:
+    """The renderings of the page's rows, reading only those not rendered yet; None if one changed meanwhile."""
+    page = [cached(organization_id, key["id"], key["row_xmin"]) for key in keys]
+    wanted = {key["id"]: key["row_xmin"] for key, fragment in zip(keys, page, strict=True) if fragment is None}
+    fresh: dict[str, orjson.Fragment] = {}
+    if wanted:
+        for row in await conn.fetch(_BY_IDS, organization_id, list(wanted)):
+            if row["row_xmin"] == wanted[row["id"]]:  # the version the first read saw, which matched the filters
+                fresh[row["id"]] = rendered(row)
+    out: list[orjson.Fragment] = []
+    for key, fragment in zip(keys, page, strict=True):
+        found = fresh.get(key["id"]) if fragment is None else fragment
+        if found is None:
+            return None
+        out.append(found)
+    return out
+
+
+async def _fetch(conn: Conn, source: str, args: list[Any], sort: str, offset: int, limit: int) -> list[Record]:
     n = len(args)
-    records = await conn.fetch(
-        f"{source} ORDER BY {order_by(sort)} LIMIT ${n + 1} OFFSET ${n + 2}", *args, limit + 1, offset
-    )
-    return [dict(record) for record in records]
+    sql = f"{source} ORDER BY {order_by(sort)} LIMIT ${n + 1} OFFSET ${n + 2}"
+    return await conn.fetch(sql, *args, limit + 1, offset)
 
 
 async def _page(
     conn: Conn,
-    rows: list[dict[str, Any]],
+    page: list[orjson.Fragment],
+    has_next: bool,
     *,
     offset: int,
     limit: int,
@@ -73,8 +103,6 @@ async def _page(
     args: list[Any],
     exact_count: bool,
 ) -> OrderPage:
-    has_next = len(rows) > limit
-    page = [orders.public(row) for row in rows[:limit]]
     if not has_next and (page or offset == 0):
         return OrderPage(page, offset + len(page), True, False)  # the last page tells the total for free
     total, exact = await count_orders(conn, where=where, args=args, exact=exact_count)
@@ -116,12 +144,12 @@ async def _search_page(
         await conn.execute("SET LOCAL enable_indexscan = off")  # rare: bitmap scans on the trigram index
         total, exact = await count_orders(conn, where=where, args=args, exact=False)
         if exact:
-            rows = await _fetch(conn, f"SELECT * FROM orders WHERE {where}", args, filters.sort, offset, limit)
+            rows = await _fetch(conn, f"{_ORDERS} {where}", args, filters.sort, offset, limit)
             return _finish(rows, limit, total, True)
         # Many matches, deep page: walk the sort index rather than sort every match.
         for setting, value in (("enable_indexscan", "on"), ("enable_bitmapscan", "off"), ("enable_sort", "off")):
             await conn.execute(f"SET LOCAL {setting} = {value}")
-        rows = await _fetch(conn, f"SELECT * FROM orders WHERE {where}", args, filters.sort, offset, limit)
+        rows = await _fetch(conn, f"{_ORDERS} {where}", args, filters.sort, offset, limit)
         if exact_count:
             total, exact = await count_orders(conn, where=where, args=args, exact=True)
         return _finish(rows, limit, max(total, offset + min(len(rows), limit)), exact)
@@ -140,7 +168,7 @@ async def _from_window(
     exact_count: bool,
 ) -> OrderPage | None:
     """The page from the first :data:`WINDOW` rows in sort order, or None when they do not hold it."""
-    window = f"(SELECT * FROM orders WHERE {base} ORDER BY {order_by(filters.sort)} LIMIT {WINDOW}) AS w"
+    window = f"({_ORDERS} {base} ORDER BY {order_by(filters.sort)} LIMIT {WINDOW}) AS w"
     seen = await conn.fetchrow(f"SELECT count(*) AS n, count(*) FILTER (WHERE {match}) AS hits FROM {window}", *args)
     assert seen is not None
     covered = seen["n"] < WINDOW  # the window held every row of the other filters
@@ -157,5 +185,5 @@ async def _from_window(
     return _finish(rows, limit, max(seen["hits"] * filtered // WINDOW, offset + limit + 1), False)
 
 
-def _finish(rows: list[dict[str, Any]], limit: int, total: int, exact: bool) -> OrderPage:
-    return OrderPage([orders.public(row) for row in rows[:limit]], total, exact, len(rows) > limit)
+def _finish(rows: list[Record], limit: int, total: int, exact: bool) -> OrderPage:
+    return OrderPage([rendered(row) for row in rows[:limit]], total, exact, len(rows) > limit)

@@ -47,7 +47,7 @@ _SORTS: dict[str, tuple[str, ...]] = {
 class OrderPage:
     """A page of public orders and what the list meta needs."""
 
-    orders: list[dict[str, Any]]
+    orders: list[orjson.Fragment]
     total: int
     total_exact: bool
     has_next: bool
