@@ -2,9 +2,11 @@
 
 Without ``search`` a page is one ``ORDER BY … LIMIT`` on the sort's index, plus a count (see
 ``order_query.count_orders``). ``has_next`` is always exact: one row more than the page is fetched.
-That walk reads only the rows' ids and versions (``xmin``); rows this process has rendered at that
-version (:mod:`hub.orders.rendered`, a polled first page) are not read again, the others are read
-by id and checked to be the version the walk saw (else the page is read whole, in one statement).
+That walk reads only the rows' ids and versions (``xmin``): every ``UPDATE`` writes a new row version
+with its own ``xmin``, so an order this process has rendered at that version (a polled first page)
+is neither read nor rendered again, and a changed one never matches an old rendering. The others
+are read by id and checked to be the version the walk saw, else the page is read whole (one
+statement). Renderings are bounded like the other second-long caches (:class:`hub.db.TtlCache`).
 
 ``search`` is a substring match (trigram index, migration 0002) whose selectivity the planner
 cannot know: a common term ("gmail") is fastest found by walking the sort index and filtering, a
@@ -27,12 +29,41 @@ from typing import Any
 import orjson
 from asyncpg import Record
 
-from hub.db import Conn
+from hub.db import Conn, TtlCache
 from hub.orders.query import OrderPage, count_orders, order_by, search_clause, where_clause
-from hub.orders.rendered import KEY_COLUMNS, ROW_VERSION_COLUMNS, cached, rendered
+from hub.orders.view import order_public
 from hub.schemas.order_views import OrderFilters
+from hub.web.responses import dumps
 
 WINDOW = 5_000
+#: The column list pages select: the row version (``xmin``) first, then the order's columns.
+ROW_VERSION_COLUMNS = "xmin AS row_xmin, *"
+#: The columns that name a page's rows and their versions (the page's first read).
+KEY_COLUMNS = "id, xmin AS row_xmin"
+#: How many renderings one process keeps (about 1.5 KB each), and for how long.
+RENDERED_MAX = 4096
+RENDERED_TTL = 300.0
+
+_RENDERED: TtlCache[tuple[str, str, int], orjson.Fragment] = TtlCache(max_entries=RENDERED_MAX)
+
+
+def cached(organization_id: str, order_id: str, row_xmin: int) -> orjson.Fragment | None:
+    """The rendering of that row version if this process has it."""
+    hit = _RENDERED.get((organization_id, order_id, row_xmin), RENDERED_TTL)
+    return None if hit is None else hit[0]
+
+
+def rendered(row: Record) -> orjson.Fragment:
+    """The public JSON of an order row selected with :data:`ROW_VERSION_COLUMNS`, rendered at most once."""
+    key = (row["organization_id"], row["id"], row["row_xmin"])
+    hit = _RENDERED.get(key, RENDERED_TTL)
+    if hit is not None:
+        return hit[0]
+    fragment = orjson.Fragment(dumps(order_public(row)))
+    _RENDERED.put(key, fragment)
+    return fragment
+
+
 _ORDERS = f"SELECT {ROW_VERSION_COLUMNS} FROM orders WHERE"
 _BY_IDS = f"{_ORDERS} organization_id = $1 AND id = ANY($2::varchar[])"
 

@@ -1,4 +1,4 @@
-"""The order list's kept renderings (hub.orders.rendered): reused while a row is unchanged, never stale."""
+"""The order list's kept renderings (hub.orders.listing): reused while a row is unchanged, never stale."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import orjson
 import pytest
 
 from hub.orders import listing as order_list
-from hub.orders import rendered
 from tests.api.order_helpers import Client, call, make_order
 
 Known = Callable[[Any, str, list[Any]], Awaitable[list[orjson.Fragment] | None]]
@@ -27,13 +26,13 @@ async def test_a_polled_page_is_rendered_once(
         await make_order(client, auth, customer_name=f"Polled {n}")
     first = await call(client, "GET", "/api/v1/orders", auth, 200)
     renders: list[str] = []
-    real = rendered.order_public  # type: ignore[attr-defined]
+    real = order_list.order_public  # type: ignore[attr-defined]
 
     def counting(row: Any, **kwargs: Any) -> dict[str, Any]:
         renders.append(row["id"])
         return real(row, **kwargs)
 
-    monkeypatch.setattr(rendered, "order_public", counting)
+    monkeypatch.setattr(order_list, "order_public", counting)
     again = await call(client, "GET", "/api/v1/orders", auth, 200)
     assert again["data"] == first["data"]
     assert renders == []
@@ -84,5 +83,5 @@ async def test_renderings_are_kept_per_organization(
     await _names(client, auth)
     row = await db.fetchrow("SELECT xmin AS row_xmin, organization_id FROM orders WHERE id = $1", order["id"])
     assert row is not None
-    assert rendered.cached(row["organization_id"], order["id"], row["row_xmin"]) is not None
-    assert rendered.cached("org_someone_else", order["id"], row["row_xmin"]) is None
+    assert order_list.cached(row["organization_id"], order["id"], row["row_xmin"]) is not None
+    assert order_list.cached("org_someone_else", order["id"], row["row_xmin"]) is None
