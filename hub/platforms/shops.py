@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
+import msgspec
 
 __all__ = ["BOUND_KEY", "SETTINGS_KEYS", "bound_shop", "same_shop", "shop_of_request"]
 
@@ -40,27 +40,46 @@ def _text(value: Any) -> str | None:
     return None
 
 
+class _SallaHead(msgspec.Struct):
+    merchant: Any = None
+
+
+class _ZidOrder(msgspec.Struct):
+    store_id: Any = None
+
+
+class _ZidHead(msgspec.Struct):
+    store_id: Any = None
+    order: msgspec.Raw = msgspec.Raw()  # any JSON value, kept as its bytes (empty when absent)
+
+
+# Typed decoders read only the fields named, skipping the rest of the body without building it
+# (the API checks the shop of every webhook; the worker parses the whole body later).
+_SALLA = msgspec.json.Decoder(_SallaHead)
+_ZID = msgspec.json.Decoder(_ZidHead)
+_ZID_ORDER = msgspec.json.Decoder(_ZidOrder)
+
+
 def shop_of_request(source: str, headers: Mapping[str, str], body: bytes) -> str | None:
     """The shop a request says it comes from, or None where the platform does not name one.
 
-    ``headers`` must have lower-case names.
+    ``headers`` must have lower-case names. A body that is not a JSON object names no shop.
     """
     header = _HEADERS.get(source)
     if header is not None:
         return _text(headers.get(header))
-    if source not in ("salla", "zid"):
-        return None
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        if source == "salla":
+            return _text(_SALLA.decode(body).merchant)
+        if source != "zid":
+            return None
+        head = _ZID.decode(body)
+        shop = _text(head.store_id)
+        if shop is not None or not head.order:
+            return shop
+        return _text(_ZID_ORDER.decode(head.order).store_id)
+    except (msgspec.DecodeError, msgspec.ValidationError):  # not an object (or ``order`` is not one)
         return None
-    if not isinstance(payload, dict):
-        return None
-    if source == "salla":
-        return _text(payload.get("merchant"))
-    order = payload.get("order")
-    nested = order.get("store_id") if isinstance(order, dict) else None
-    return _text(payload.get("store_id")) or _text(nested)
 
 
 def bound_shop(source: str, settings: Mapping[str, Any]) -> str | None:

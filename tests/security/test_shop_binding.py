@@ -115,3 +115,25 @@ def test_shop_of_request_reads_each_platforms_name() -> None:
     assert shop_of_request("zid", {}, b'{"store_id": 251073}') == "251073"
     assert shop_of_request("zid", {}, b"not json") is None
     assert shop_of_request("generic", {}, b'{"merchant": 42}') is None
+
+
+@pytest.mark.parametrize(
+    ("source", "body", "shop"),
+    [
+        ("zid", b'{"order": {"id": 7, "store_id": 251073}}', "251073"),  # named in the order only
+        ("zid", b'{"store_id": 9, "order": {"store_id": 251073}}', "9"),  # the event's own first
+        ("zid", b'{"store_id": 9, "order": [1, 2]}', "9"),  # an odd order does not hide the event's
+        ("zid", b'{"order": "x"}', None),
+        ("zid", b'{"order": null}', None),
+        ("salla", b'[{"merchant": 42}]', None),  # not an object
+        ("salla", b'{"merchant": 42} trailing', None),
+        ("salla", b'{"merchant": true}', None),
+        ("salla", b'{"merchant": {"id": 42}}', None),
+        ("salla", b'{"merchant": 1, "merchant": 2}', "2"),  # as a full parse reads it: the last one
+        # a number no 64-bit parser reads elsewhere in the body does not hide the merchant
+        ("salla", b'{"data": {"n": 123456789012345678901234567890}, "merchant": 42}', "42"),
+        ("salla", b'{"merchant": 123456789012345678901234567890}', "123456789012345678901234567890"),
+    ],
+)
+def test_shop_of_request_reads_only_the_naming_fields(source: str, body: bytes, shop: str | None) -> None:
+    assert shop_of_request(source, {}, body) == shop
