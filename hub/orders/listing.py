@@ -55,12 +55,11 @@ def cached(organization_id: str, order_id: str, row_xmin: int) -> orjson.Fragmen
 
 def rendered(row: Record) -> orjson.Fragment:
     """The public JSON of an order row selected with :data:`ROW_VERSION_COLUMNS`, rendered at most once."""
-    key = (row["organization_id"], row["id"], row["row_xmin"])
-    hit = _RENDERED.get(key, RENDERED_TTL)
-    if hit is not None:
-        return hit[0]
-    fragment = orjson.Fragment(dumps(order_public(row)))
-    _RENDERED.put(key, fragment)
+    organization_id, order_id, row_xmin = row["organization_id"], row["id"], row["row_xmin"]
+    fragment = cached(organization_id, order_id, row_xmin)
+    if fragment is None:
+        fragment = orjson.Fragment(dumps(order_public(row)))
+        _RENDERED.put((organization_id, order_id, row_xmin), fragment)
     return fragment
 
 
