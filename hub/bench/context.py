@@ -18,6 +18,9 @@ from hub.bench.infra import BenchError, Infra, Unavailable
 from hub.bench.procs import MemoryWatch, Proc, Processes
 from hub.bench.report import Figure, missing
 
+#: The end-to-end phase's rate, at which ``cpu_per_order_ms`` and its ceiling are defined (issue 22).
+E2E_RATE = 200.0
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -40,7 +43,15 @@ class Plan:
     ceiling: Load
 
     @classmethod
-    def make(cls, *, quick: bool, scale: float = 1.0, batch_size: int = 200, endpoint_concurrency: int = 8) -> Plan:
+    def make(
+        cls,
+        *,
+        quick: bool,
+        scale: float = 1.0,
+        batch_size: int = 200,
+        endpoint_concurrency: int = 8,
+        e2e_rate: float = E2E_RATE,
+    ) -> Plan:
         def n(full: int, fast: int, floor: int = 20) -> int:
             return max(floor, int((fast if quick else full) * scale))
 
@@ -58,8 +69,8 @@ class Plan:
             processing_events=n(20_000, 4_000),
             delivery_count=n(20_000, 4_000),
             drain_seconds=s(60, 15, floor=10),
-            e2e_rate=200.0,
-            e2e_seconds=s(20, 5),
+            e2e_rate=e2e_rate,
+            e2e_seconds=s(20, 5) * E2E_RATE / e2e_rate,  # the same number of orders at any rate
             api_orders=n(1_000_000, 100_000, floor=200),
             api_requests=n(500, 200),
             ceiling=Load(

@@ -32,7 +32,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hub import db, queue
 from hub.bench import api_phase, backfill_phase, ceilings, phases
-from hub.bench.context import Plan, Results, Run, Tenant
+from hub.bench.context import E2E_RATE, Plan, Results, Run, Tenant
 from hub.bench.infra import BenchError, Infra, open_infra
 from hub.bench.procs import MemoryWatch, Processes, free_port, wait_http
 from hub.bench.report import FIGURES, complete, print_json, print_table
@@ -187,11 +187,14 @@ def run_bench(
     data_dir: Path | None,
     scale: float = 1.0,
     skip: frozenset[str] = frozenset(),
+    e2e_rate: float = E2E_RATE,
 ) -> int:
     """Run the bench and print its figures; returns the exit code (1 if a phase failed).
 
     ``skip`` (the hidden ``--skip``, for profiling one phase quickly) leaves out independent phases:
-    their figures are reported as not measured.
+    their figures are reported as not measured. ``e2e_rate`` (the hidden ``--e2e-rate``) runs the
+    end-to-end phase at another rate with the same number of orders, to see how an order's CPU depends
+    on the rate; ``cpu_per_order_ms`` then has no ceiling (that one is defined at 200/s).
     """
     err = Console(stderr=True)
     plan = Plan.make(
@@ -199,6 +202,7 @@ def run_bench(
         scale=scale,
         batch_size=settings.batch_size,
         endpoint_concurrency=settings.webhook_endpoint_concurrency,
+        e2e_rate=e2e_rate,
     )
     started = time.monotonic()
     progress = Progress(

@@ -275,6 +275,9 @@ def bench(
     data_dir: DataDir = None,
     scale: Annotated[float, typer.Option("--scale", hidden=True, min=0.001, max=10.0)] = 1.0,
     skip: Annotated[str, typer.Option("--skip", hidden=True, help="Comma-separated: ceilings, ingest, api.")] = "",
+    e2e_rate: Annotated[
+        float, typer.Option("--e2e-rate", hidden=True, min=10.0, max=2000.0, help="Orders/s of the e2e phase.")
+    ] = 200.0,
 ) -> None:
     """Measure the hub against its own parts' ceilings on this machine (docs/benchmarks.md)."""
     settings = load_settings(data_dir)
@@ -283,7 +286,9 @@ def bench(
     skipped = frozenset(name.strip() for name in skip.split(",") if name.strip())
     if unknown := sorted(skipped - SKIPPABLE):
         raise typer.BadParameter(f"cannot skip {', '.join(unknown)}; choose from {', '.join(sorted(SKIPPABLE))}")
-    code = run_bench(settings, quick=quick, json_out=json_out, data_dir=data_dir, scale=scale, skip=skipped)
+    code = run_bench(
+        settings, quick=quick, json_out=json_out, data_dir=data_dir, scale=scale, skip=skipped, e2e_rate=e2e_rate
+    )
     raise typer.Exit(code)
 
 
