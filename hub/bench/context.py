@@ -79,7 +79,7 @@ class Plan:
                 concurrency=32,
                 ack_rate=1000.0,
                 ack_seconds=s(10, 3),
-                e2e_rate=200.0,
+                e2e_rate=E2E_RATE,  # the relay ceiling, at the rate the e2e figures are defined for
                 e2e_seconds=s(10, 3),
                 delivery_concurrency=max(endpoint_concurrency, 32),
                 upsert_rows=n(40_000, 16_000, floor=400),

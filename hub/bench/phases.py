@@ -281,9 +281,11 @@ async def e2e(run: Run) -> None:
     at_defined_rate = plan.e2e_rate == E2E_RATE  # the ceilings were measured at 200/s only
     if not at_defined_rate:
         note = _join(f"at {plan.e2e_rate:g}/s: no ceiling (the relay's is measured at {E2E_RATE:g}/s)", note)
-    relay = run.ceilings.get if at_defined_rate else (lambda _name: None)
-    run.add(Figure("e2e_p50_ms", out["p50_ms"], relay("relay_e2e_p50_ms"), note))
-    run.add(Figure("e2e_p99_ms", out["p99_ms"], relay("relay_e2e_p99_ms"), note))
+    for figure, value, ceiling in (
+        ("e2e_p50_ms", "p50_ms", "relay_e2e_p50_ms"),
+        ("e2e_p99_ms", "p99_ms", "relay_e2e_p99_ms"),
+    ):
+        run.add(Figure(figure, out[value], run.ceilings.get(ceiling) if at_defined_rate else None, note))
     orders = max(1, out["sent"])
     per_order = (cpu + pg_cpu) * 1000 / orders
     cpu_note = (
