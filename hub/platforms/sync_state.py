@@ -55,12 +55,22 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-async def _merge(conn: Conn, connection_id: str, values: dict[str, Any], *, next_at: datetime | None = None) -> None:
+async def _merge(
+    conn: Conn,
+    connection_id: str,
+    values: dict[str, Any],
+    *,
+    next_at: datetime | None = None,
+    synced_at: datetime | None = None,
+) -> None:
+    """One statement: a reader never sees the state without the rest (say ``idle`` before ``last_synced_at``)."""
     await conn.execute(
-        "UPDATE connections SET sync = sync || $2::jsonb, sync_next_at = COALESCE($3, sync_next_at) WHERE id = $1",
+        "UPDATE connections SET sync = sync || $2::jsonb, sync_next_at = COALESCE($3, sync_next_at), "
+        "last_synced_at = COALESCE($4, last_synced_at) WHERE id = $1",
         connection_id,
         values,
         next_at,
+        synced_at,
     )
 
 
@@ -97,8 +107,8 @@ async def mark_done(conn: Conn, connection_id: str, *, cursor: datetime, finishe
             "attention_notified": False,
         },
         next_at=next_at,
+        synced_at=finished,
     )
-    await conn.execute("UPDATE connections SET last_synced_at = $2 WHERE id = $1", connection_id, finished)
 
 
 async def mark_failed(conn: Conn, connection_id: str, *, error: str, next_at: datetime) -> None:
