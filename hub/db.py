@@ -153,16 +153,12 @@ def compose(parts: Sequence[Part], final: Part) -> tuple[str, list[Any]]:
 
 
 @asynccontextmanager
-async def locked_transaction(conn: Conn, key: int) -> AsyncIterator[None]:
-    """A transaction that starts by taking the transaction-level advisory lock ``key``.
-
-    ``BEGIN`` and the lock go in one round trip (one simple-protocol message), where
-    ``conn.transaction()`` and a separate lock statement would take two. Commits on success, rolls
-    back on any error (a failed rollback leaves the connection to the pool's release, which rolls
-    back or discards it).
-    """
+async def _transaction(conn: Conn, begin: str) -> AsyncIterator[None]:
+    """``begin`` (``BEGIN`` and what goes with it, one simple-protocol message), then commit on
+    success or roll back on any error (a failed rollback leaves the connection to the pool's
+    release, which rolls back or discards it)."""
     try:
-        await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(key)})")
+        await conn.execute(begin)
         yield
     except BaseException:
         if not conn.is_closed():
@@ -170,6 +166,28 @@ async def locked_transaction(conn: Conn, key: int) -> AsyncIterator[None]:
                 await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
+
+
+def locked_transaction(conn: Conn, key: int) -> contextlib.AbstractAsyncContextManager[None]:
+    """A transaction that starts by taking the transaction-level advisory lock ``key``.
+
+    ``BEGIN`` and the lock go in one round trip, where ``conn.transaction()`` and a separate lock
+    statement would take two.
+    """
+    return _transaction(conn, f"BEGIN; SELECT pg_advisory_xact_lock({int(key)})")
+
+
+def generic_plan_transaction(conn: Conn) -> contextlib.AbstractAsyncContextManager[None]:
+    """A transaction whose prepared statements run on their generic (cached) plans.
+
+    For the ingest batch: PostgreSQL 15 re-plans its one composed write on every call (0.35 ms of
+    the server per batch, more than a third of the statement; ``docs/benchmarks.md``), because the
+    write's custom plans, which see each array's length, always look cheaper than the generic one.
+    PostgreSQL 16 picks the generic plan by itself. The setting goes with ``BEGIN`` (one round trip,
+    as ``conn.transaction()``) and ends with the transaction. ``hub_lock_orders`` keeps ``auto``
+    (migration ``0011``): its statements' generic plans are ten times slower.
+    """
+    return _transaction(conn, "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
 
 
 @asynccontextmanager

@@ -25,7 +25,7 @@ import structlog
 from connectors import get_connector
 from connectors.base import ConnectorError, NormalizedOrder, RawRequest
 from hub import queue
-from hub.db import Conn, dumps
+from hub.db import Conn, dumps, generic_plan_transaction
 from hub.delivery.claims import Claimed, LeaseAsk, Leased
 from hub.delivery.outbox import Writes
 from hub.ops.metrics import BAD_PAYLOAD, record_reject
@@ -261,7 +261,7 @@ async def _drain(hub: WorkerContext, ids: list[str]) -> int:
         claimed: list[str] = []
         started = time.monotonic()  # before the transaction: the leases it writes start later, never earlier
         try:
-            async with hub.pool.acquire() as conn, conn.transaction():
+            async with hub.pool.acquire() as conn, generic_plan_transaction(conn):
                 rows = await _claim(conn, ids, limit)
                 claimed = [r["id"] for r in rows]
                 batch = await _process(conn, rows, _skew(hub), hub.deliveries.lease_ask()) if rows else _Batch()
