@@ -24,14 +24,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Context, Decimal
 from typing import Any, Final, NoReturn
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from connectors.base import DECIMAL_TEXT, PayloadError, parse_time, to_decimal, to_e164
+from connectors.base import DECIMAL_TEXT, PayloadError, to_decimal, to_e164
 
 MONEY_LIMIT: Final = Decimal(10) ** 15  # numeric(20, 4) holds less than 10**16; the margin keeps sums in range
 MAX_DECIMALS: Final = 20  # read_amount; Zid states amounts with 14 decimals
@@ -48,10 +46,6 @@ _WIDE: Final = Context(prec=60)  # amounts are < 10**15 with <= 20 decimals: the
 _CURRENCY: Final = re.compile(r"[A-Z]{3}")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")  # json.loads joins valid pairs: any left is lone
 _Scalar = str | int | float | bool | None
-_OFFSET: Final = re.compile(r"([+-])(\d{2}):?(\d{2})")
-_ZONE_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_+\-/]{0,63}")
-# Zones without DST that must work where the OS lacks tzdata (Riyadh has had no DST since 1950).
-_FIXED_ZONES: Final[dict[str, tzinfo]] = {"Asia/Riyadh": timezone(timedelta(hours=3), "Asia/Riyadh")}
 
 
 # ---- the body and its containers -----------------------------------------------------------------
@@ -130,6 +124,8 @@ def read_opt_list(value: Any, where: str) -> list[Any] | None:
 
 def clean_text(text: str) -> str:
     """``text`` fit for storage: NUL characters removed, lone UTF-16 surrogates replaced with U+FFFD."""
+    if text.isascii():  # no surrogate can be there (a flag CPython keeps): skip the regex, a third of the cost
+        return text.replace("\x00", "")
     return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
 
 
@@ -207,7 +203,7 @@ def to_phone(number: str | None, country_code: str | None = None) -> str | None:
     return to_e164(number)
 
 
-# ---- numbers and times --------------------------------------------------------------------------------
+# ---- numbers -----------------------------------------------------------------------------------
 
 
 def read_money(value: Any, where: str) -> Decimal:
@@ -283,51 +279,6 @@ def read_decimal_quantity(value: Any, where: str) -> int:
     if not number.is_finite() or number != number.to_integral_value() or not 0 <= number <= MAX_DECIMAL_QUANTITY:
         raise PayloadError(f"{where}: not a plausible quantity")
     return int(number)
-
-
-def read_time(value: Any, where: str) -> datetime:
-    """An ISO-8601 timestamp (naive means UTC), or an already parsed datetime; returned in UTC."""
-    parsed = value if isinstance(value, datetime) else parse_time(value, field_name=where)
-    try:
-        # 9999-12-31T23:00-05:00 parses but cannot be stored: find out here, not in the worker.
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except OverflowError as exc:
-        raise PayloadError(f"{where}: timestamp out of range") from exc
-
-
-def read_local_time(value: Any, where: str, zone: str) -> datetime:
-    """A timestamp in UTC from ISO-8601, a JavaScript date (``Sun Jun 26 2022 12:21:48 GMT+0300``) or PHP's
-    DateTime as JSON (``{"date": …, "timezone": "Asia/Riyadh" | "+03:00"}``); a naive time is in ``zone``."""
-    moment, zone_name = (value.get("date"), value.get("timezone", zone)) if isinstance(value, dict) else (value, zone)
-    local = _zone(zone_name, f"{where}.timezone")
-    if not isinstance(moment, str) or not moment.strip() or len(moment) > 64:
-        raise PayloadError(f"{where}: expected a timestamp, got {describe(moment)}")
-    raw = moment.strip().split(" (")[0]  # JS dates may end in "(Arabia Standard Time)"
-    try:
-        if "GMT" in raw:  # e.g. Salla's envelope: "Sun Jun 26 2022 12:21:48 GMT+0300"
-            parsed = datetime.strptime(raw, "%a %b %d %Y %H:%M:%S GMT%z")
-        else:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=local)).astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise PayloadError(f"{where}: not a timestamp: {moment[:64]!r}") from exc
-
-
-def _zone(name: Any, where: str) -> tzinfo:
-    if not isinstance(name, str) or not name.strip():
-        raise PayloadError(f"{where}: expected a time zone, got {describe(name)}")
-    name = name.strip()
-    offset = _OFFSET.fullmatch(name)  # PHP timezone_type 1: "+03:00"
-    if offset and int(offset[2]) < 24 and int(offset[3]) < 60:
-        sign = -1 if offset[1] == "-" else 1
-        return timezone(sign * timedelta(hours=int(offset[2]), minutes=int(offset[3])))
-    if _ZONE_NAME.fullmatch(name):
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            if name in _FIXED_ZONES:
-                return _FIXED_ZONES[name]
-    raise PayloadError(f"{where}: unknown time zone {name[:64]!r}")
 
 
 # ---- addresses -----------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from connectors import _standard_webhooks
-from connectors._readers import read_text, read_time
+from connectors._readers import read_text
+from connectors._times import read_time
 from connectors.base import NormalizedOrder, ParsedEvent, PayloadError, RawRequest
 from connectors.generic import EVENT_STATUS, normalize_unified, read_envelope
 

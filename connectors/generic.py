@@ -30,8 +30,8 @@ from connectors._readers import (
     read_object,
     read_quantity,
     read_text,
-    read_time,
 )
+from connectors._times import read_time
 from connectors.base import (
     FulfillmentStatus,
     NormalizedOrder,

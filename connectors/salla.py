@@ -30,7 +30,6 @@ from connectors._readers import (
     read_amount,
     read_decimal_quantity,
     read_id,
-    read_local_time,
     read_object,
     read_opt_amount,
     read_opt_currency,
@@ -41,6 +40,7 @@ from connectors._readers import (
     read_string,
     to_phone,
 )
+from connectors._times import read_local_time
 from connectors.base import (
     FulfillmentStatus,
     NormalizedOrder,

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from connectors._readers import load_json, read_list, read_money, read_object, read_quantity, read_text, read_time
+from connectors._readers import load_json, read_list, read_money, read_object, read_quantity, read_text
+from connectors._times import read_time
 from connectors.base import (
     FulfillmentStatus,
     NormalizedOrder,

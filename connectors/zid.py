@@ -37,9 +37,9 @@ from connectors._readers import (
     read_opt_object,
     read_shipping_address,
     read_string,
-    read_time,
     to_phone,
 )
+from connectors._times import read_time
 from connectors.base import (
     FulfillmentStatus,
     NormalizedOrder,

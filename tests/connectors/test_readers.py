@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from connectors import _readers as r
+from connectors import _times as times
 from connectors.base import PayloadError
 
 
@@ -18,6 +22,8 @@ from connectors.base import PayloadError
     [
         ("plain", "plain"),
         ("a\x00b", "ab"),
+        ("\x00", ""),
+        ("محمد\x00 علي\ud800", "محمد علي\ufffd"),
         ("\ud800x\udfff", "\ufffdx\ufffd"),
         ("\U0001f600", "\U0001f600"),  # a real astral character (a joined pair) is kept
     ],
@@ -25,6 +31,55 @@ from connectors.base import PayloadError
 def test_clean_text_strips_nul_and_replaces_lone_surrogates(raw: str, clean: str) -> None:
     assert r.clean_text(raw) == clean
     clean.encode("utf-8")  # storable
+
+
+def _strptime_or_error(raw: str) -> tuple[datetime, object] | str:
+    try:
+        parsed = datetime.strptime(raw, "%a %b %d %Y %H:%M:%S GMT%z")
+    except ValueError:
+        return "ValueError"
+    return parsed, parsed.utcoffset()
+
+
+def _js_date_or_error(raw: str) -> tuple[datetime, object] | str:
+    try:
+        parsed = times.js_date(raw)
+    except ValueError:
+        return "ValueError"
+    return parsed, parsed.utcoffset()
+
+
+def _two_digits(low: int, high: int) -> st.SearchStrategy[str]:
+    return st.integers(low, high).map(lambda n: f"{n:02d}")
+
+
+# Dates in and around the spelling JavaScript writes: the direct reading must agree with strptime on
+# each, the value or the refusal (days and hours out of range, offsets of 24 hours and more, other case).
+_JS_DATES = st.builds(
+    "{} {} {} {} {}:{}:{} GMT{}{}{}".format,
+    st.sampled_from(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "sun", "Sunday"]),
+    st.sampled_from([*times._MONTHS, "jun", "June"]),
+    st.one_of(_two_digits(0, 39), _two_digits(1, 31), st.sampled_from(["1", "٣", "001"])),
+    st.one_of(st.integers(0, 9999).map(lambda n: f"{n:04d}"), st.sampled_from(["24", "99999"])),
+    _two_digits(0, 25),
+    _two_digits(0, 61),
+    _two_digits(0, 62),
+    st.sampled_from(["+", "-", "+", "-", "*"]),
+    st.one_of(_two_digits(0, 30), _two_digits(0, 99)),
+    st.one_of(_two_digits(0, 59), _two_digits(0, 99), st.sampled_from([":00", "0"])),
+)
+
+
+@settings(max_examples=500)  # pure and fast; about one date in ten takes the direct path
+@given(_JS_DATES)
+@example("Sun Jun 26 2022 12:21:48 GMT+0300")
+@example("Mon Jun 26 2022 12:21:48 GMT+0300")  # the weekday is not checked, by either
+@example("Sun Feb 29 2023 12:21:48 GMT+0300")
+@example("Fri Dec 31 9999 23:59:59 GMT-2359")
+@example("Sun Jun 26 2022 12:21:48 GMT+2400")
+@example("Sun Jun 26 2022 12:21:48 GMT+9999")
+def test_js_date_reads_what_strptime_reads(raw: str) -> None:
+    assert _js_date_or_error(raw) == _strptime_or_error(raw)
 
 
 def test_surrogate_escapes_decoded_from_json_are_cleaned_by_every_text_reader() -> None:
