@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from hub.db import Conn
+from hub.db import Conn, dumps
 from hub.ids import new_id
 
 MAX_GROUP = 500
@@ -69,8 +69,8 @@ NOTIFY_CHANNEL = "hub_inbound_events"
 _INSERT = """
 INSERT INTO inbound_events (id, organization_id, connection_id, source, delivery_key, headers, query, body,
                             status, attempts, order_ids, received_at)
-SELECT i, o, c, s, k, h, q, b, 'received', 0, '[]'::jsonb, r
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bytea[],
+SELECT i, o, c, s, k, h::jsonb, q::jsonb, b, 'received', 0, '[]'::jsonb, r
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bytea[],
             $9::timestamptz[]) AS t(i, o, c, s, k, h, q, b, r)
 ON CONFLICT (connection_id, delivery_key) DO NOTHING
 RETURNING id
@@ -99,8 +99,8 @@ async def insert_many(conn: Conn, items: list[InboundItem], *, notify: bool = Fa
             [i.connection_id for i in items],
             [i.source for i in items],
             [i.delivery_key for i in items],
-            [i.headers for i in items],
-            [i.query for i in items],
+            [dumps(i.headers) for i in items],  # JSON text, cast per row: cheaper to send than jsonb[]
+            [dumps(i.query) for i in items],
             [i.body for i in items],
             [i.received_at for i in items],
         )
