@@ -58,7 +58,7 @@ def read_local_time(value: Any, where: str, zone: str) -> datetime:
 def js_date(raw: str) -> datetime:
     """A JavaScript date string (``Sun Jun 26 2022 12:21:48 GMT+0300``), as ``strptime`` reads it.
 
-    The spelling JavaScript writes is read directly (a tenth of ``strptime``'s 15 µs, paid by every Salla
+    The spelling JavaScript writes is read directly (2 µs against ``strptime``'s 11, paid by every Salla
     webhook); any other spelling ``strptime`` takes (full names, other case, one-digit fields, ``+03:00``)
     goes to ``strptime``. ValueError when it is no such date, as from ``strptime``.
     """

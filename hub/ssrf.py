@@ -295,7 +295,7 @@ class AddressPolicy:
         return address_refusal(address, allow_loopback=self.allow_loopback, allow_private=self.allow_private)
 
 
-@functools.lru_cache(maxsize=4096)  # every delivery asks of its host (pure; a failed parse raises, which costs)
+@functools.lru_cache(maxsize=4096)  # pure, and asked on every delivery: 4 µs a parse, or a raised ValueError for a name
 def ip_literal(host: str) -> str | None:
     """``host`` as an address string if it is an IP literal (brackets allowed), else None."""
     try:
