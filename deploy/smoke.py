@@ -25,6 +25,7 @@ import asyncio
 import json
 import re
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -366,6 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 passed = False
                 say(f"failed: {exc}")
         engine.stop()
+        if passed:  # the dockerd log is kept only when something failed
+            shutil.rmtree(engine.log_dir, ignore_errors=True)
+        elif engine.started is not None:
+            say(f"dockerd's log: {engine.log_dir / 'dockerd.log'}")
     sys.stdout.write(_report(smoke.steps, time.monotonic() - started, passed) + "\n")
     return 0 if passed else 1
 
